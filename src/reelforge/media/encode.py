@@ -1,0 +1,96 @@
+"""Write frames to video and image files with PyAV and Pillow; atomically (temp file, then rename)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+FORMATS = ("mp4", "webm", "gif", "png")
+
+
+class OutputError(ValueError):
+    """An output path or format that cannot be written."""
+
+
+def _even(frames: np.ndarray) -> np.ndarray:
+    """yuv420p needs even sizes: pad by edge replication (never crop what the user asked for)."""
+    t, h, w, _ = frames.shape
+    return np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def _write_av(frames: np.ndarray, path: str, fps: float, fmt: str, metadata: dict[str, str],
+              crf: int, pix_fmt: str) -> None:
+    codec = {"mp4": "libx264", "webm": "libvpx-vp9"}[fmt]
+    with av.open(path, mode="w", format=fmt) as container:
+        for key, value in metadata.items():
+            container.metadata[key] = value
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = pix_fmt
+        stream.options = {"crf": str(crf)} if fmt == "mp4" else {"crf": str(crf), "b": "0"}
+        if fmt == "mp4":
+            stream.options["movflags"] = "+faststart"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def _write_gif(frames: np.ndarray, path: str, fps: float) -> None:
+    from PIL import Image
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:],
+                   duration=int(round(1000 / fps)), loop=0)
+
+
+def _write_png(frames: np.ndarray, path: str, metadata: dict[str, str]) -> None:
+    """A single PNG: the frames side by side would be unreadable, so the middle frame, with metadata."""
+    from PIL import Image, PngImagePlugin
+    info = PngImagePlugin.PngInfo()
+    for key, value in metadata.items():
+        info.add_text(key, value)
+    Image.fromarray(frames[len(frames) // 2]).save(path, format="PNG", pnginfo=info)
+
+
+def check_output_path(path: str | os.PathLike, fmt: str | None = None) -> tuple[Path, str]:
+    """Validate an output path before any compute is spent; returns (path, format)."""
+    path = Path(path)
+    fmt = fmt or path.suffix.lstrip(".").lower()
+    if fmt not in FORMATS:
+        raise OutputError(f"unknown output format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"output directory {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"output directory {str(parent)!r} is not writable")
+    if path.is_dir():
+        raise OutputError(f"output path {str(path)!r} is a directory")
+    return path, fmt
+
+
+def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float, fmt: str | None = None,
+                metadata: dict[str, str] | None = None, crf: int = 18) -> Path:
+    """Write uint8 frames (T, H, W, 3). MP4 is H.264 yuv420p with faststart, so browsers play it."""
+    path, fmt = check_output_path(path, fmt)
+    metadata = metadata or {}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{fmt}", dir=path.parent or ".")
+    os.close(fd)
+    try:
+        if fmt in ("mp4", "webm"):
+            pix = "yuv420p"
+            _write_av(_even(frames) if fmt == "mp4" else frames, tmp, fps, fmt, metadata, crf, pix)
+        elif fmt == "gif":
+            _write_gif(frames, tmp, fps)
+        else:
+            _write_png(frames, tmp, metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
