@@ -1,0 +1,154 @@
+"""The `reelforge` command: one click group; every command builds the same objects the library uses.
+
+A user's mistake is one line on stderr, `error: ...`, and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+EXIT_BAD_INPUT = 2
+
+
+def fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+class Group(click.Group):
+    """Turns click's own usage errors into the same one-line form as ours."""
+
+    def main(self, *args, **kwargs):
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as e:
+            click.echo(e.ctx.get_help())
+            sys.exit(0)
+        except click.UsageError as e:
+            fail(e.format_message().splitlines()[0])
+        except click.exceptions.Abort:
+            sys.exit(1)
+        except click.exceptions.Exit as e:
+            sys.exit(e.exit_code)
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="reelforge")
+def main():
+    """ReelForge: open, self-hosted text-to-video."""
+
+
+def _load_pipeline(model: str | None):
+    from .pipeline import CheckpointError, Pipeline
+    try:
+        return Pipeline.from_pretrained(model)
+    except CheckpointError as e:
+        fail(str(e))
+
+
+@main.command()
+@click.argument("prompt")
+@click.option("-o", "--output", required=True, help="Output file (.mp4, .webm, .gif or .png).")
+@click.option("--seconds", type=float, default=4.0, show_default=True)
+@click.option("--fps", type=float, default=None, help="Frames per second [default: the model's, 8].")
+@click.option("--size", default=None, help="WIDTHxHEIGHT, e.g. 64x64 or 1920x1080 [default: the model's base size].")
+@click.option("--seed", type=int, default=None, help="Random seed; the same seed gives the same video.")
+@click.option("--steps", type=int, default=None, help="Sampling steps [default: the model's].")
+@click.option("--guidance", type=float, default=None, help="Classifier-free guidance scale.")
+@click.option("--negative", default=None, help="Negative prompt: what the video should not show.")
+@click.option("--sampler", default=None, help="euler, heun or unipc [default: the model's].")
+@click.option("--format", "fmt", default=None, help="mp4, webm, gif or png [default: from the file name].")
+@click.option("--model", default=None, help="A model directory [default: the built-in model].")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def generate(prompt, output, seconds, fps, size, seed, steps, guidance, negative, sampler, fmt, model, quiet):
+    """Generate a video from PROMPT."""
+    from tqdm import tqdm
+
+    from .media.encode import OutputError, check_output_path, write_video
+    from .pipeline import InputError, parse_size
+    try:
+        path, fmt = check_output_path(output, fmt)
+        size_wh = parse_size(size)
+    except (OutputError, InputError) as e:
+        fail(str(e))
+    pipe = _load_pipeline(model)
+    steps_total = steps or pipe.config.steps
+    try:
+        pipe.check_inputs(prompt, seconds, pipe.config.fps if fps is None else fps, size_wh,
+                          pipe.config.guidance if guidance is None else guidance, steps_total,
+                          sampler or pipe.config.sampler)
+        with tqdm(total=steps_total, desc="denoising", unit="step", disable=quiet, file=sys.stderr) as bar:
+            video = pipe(prompt, negative_prompt=negative, seconds=seconds, fps=fps, size=size_wh, seed=seed,
+                         steps=steps, guidance=guidance, sampler=sampler,
+                         on_step=lambda i, t, latents: bar.update(1) and None)
+        write_video(video.frames, path, video.fps, fmt, metadata=video.metadata)
+    except (InputError, OutputError) as e:
+        fail(str(e))
+    click.echo(f"wrote {path} ({video.frames.shape[0]} frames, {video.frames.shape[2]}x{video.frames.shape[1]}, "
+               f"{video.fps:g} fps, seed {video.seed})")
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(), help="A JSON file from configs/.")
+@click.option("--log", "log_path", default=None, help="Also append log lines to this file.")
+def train(config_path, log_path):
+    """Train one stage (autoencoder, bank, transformer) from a config; resumes where it stopped."""
+    import torch
+
+    from .training.config import ConfigError, load_config
+    if not Path(config_path).exists():
+        fail(f"config file {config_path!r} does not exist")
+    try:
+        cfg = load_config(config_path)
+    except (ConfigError, json.JSONDecodeError, TypeError) as e:
+        fail(str(e))
+    torch.set_num_threads(torch.get_num_threads())
+    log_file = open(log_path, "a") if log_path else None
+
+    def log(line: str) -> None:
+        click.echo(line)
+        if log_file:
+            log_file.write(line + "\n")
+            log_file.flush()
+
+    if cfg.stage == "autoencoder":
+        from .training.autoencoder import train_autoencoder
+        out = train_autoencoder(cfg, log)
+    elif cfg.stage == "bank":
+        from .training.bank import build_bank
+        out = build_bank(cfg, log)
+    else:
+        from .training.loop import train_transformer
+        out = train_transformer(cfg, log)
+    log(f"done: {out}")
+
+
+@main.command(name="eval")
+@click.option("--model", default=None, help="A model directory [default: the built-in model].")
+@click.option("--per-set", type=int, default=24, show_default=True, help="Clips per evaluation set.")
+@click.option("--steps", type=int, default=None)
+@click.option("--guidance", type=float, default=None)
+@click.option("--sampler", default=None)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "json_path", default="eval.json", show_default=True, help="Where to write the results.")
+def evaluate(model, per_set, steps, guidance, sampler, seed, json_path):
+    """Judge prompt adherence (seen, held-out, paraphrases) and temporal consistency with the analyzer."""
+    from rich.console import Console
+
+    from .evaluation.run import evaluate as run_eval
+    from .evaluation.run import results_table
+    if per_set < 1:
+        fail(f"--per-set must be >= 1, got {per_set}")
+    pipe = _load_pipeline(model)
+    results = run_eval(pipe, per_set=per_set, steps=steps, guidance=guidance, sampler=sampler, seed=seed)
+    Path(json_path).write_text(json.dumps(results, indent=2))
+    Console().print(results_table(results))
+    click.echo(f"wrote {json_path}")
+
+
+if __name__ == "__main__":
+    main()

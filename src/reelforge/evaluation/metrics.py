@@ -1,0 +1,38 @@
+"""Compare what a prompt asked for with what the analyzer saw."""
+from __future__ import annotations
+
+from ..world.analyzer import ClipAnalysis
+from ..world.factors import ClipFactors
+
+FACTORS = ("color", "shape", "motion", "background", "size", "speed", "camera")
+
+
+def adherence(factors: ClipFactors, analysis: ClipAnalysis) -> dict[str, bool]:
+    """Per factor: did the clip show what was asked? (single-object prompts; the main object)."""
+    want, got = factors.objects[0], analysis.main
+    result = {"background": analysis.background == factors.background, "camera": analysis.camera == factors.camera}
+    for name in ("color", "shape", "motion", "size", "speed"):
+        result[name] = got is not None and getattr(got, name) == getattr(want, name)
+    if want.motion in ("static", "spin"):
+        del result["speed"]  # no speed to see
+    if want.motion in ("grow", "shrink"):
+        del result["size"]  # the size changes by design
+    return result
+
+
+def temporal_consistency(analysis: ClipAnalysis) -> float:
+    """Fraction of frames in which the main object shows the clip's own colour and shape.
+
+    Frames where the shape cannot be read (object cut by the edge, too small) are skipped; a
+    frame where the object vanishes counts as inconsistent.
+    """
+    obj = analysis.main
+    if obj is None:
+        return 0.0
+    judged = consistent = 0
+    for color, shape in zip(obj.frame_colors, obj.frame_shapes):
+        if color is not None and shape is None:
+            continue
+        judged += 1
+        consistent += color == obj.color and shape == obj.shape
+    return consistent / judged if judged else 0.0

@@ -1,0 +1,181 @@
+"""A diffusion transformer over spacetime patches of video latents (DiT / PixArt / Wan lineage).
+
+Tokens are (1 x 4 x 4) patches of the latent video. Each block: self-attention over all tokens
+with 3D rotary positions (time, row, column), cross-attention to the text's token states, and an
+MLP; the timestep (plus the pooled sentence) modulates every block through one shared adaLN
+projection and a per-block table (PixArt-alpha's adaLN-single), which keeps the model small.
+Rotary positions are integer grid indices, so the same weights run at any length and aspect ratio.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    in_channels: int = 8  # the autoencoder's latent channels
+    patch: tuple[int, int, int] = (1, 4, 4)  # (t, h, w): 64x64x33 video -> 9x16x16 latents -> 9x4x4 = 144 tokens
+    dim: int = 256  # ~7M parameters at depth 6: what a few CPU-hours can train
+    depth: int = 6
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    text_dim: int = 384  # MiniLM's hidden size
+    rope_split: tuple[int, int, int] = (16, 24, 24)  # head-dim channels for t, h, w (sum = dim / heads)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TransformerConfig":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown transformer config keys: {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal features of t in [0, 1] (scaled by 1000, as diffusers' timesteps are)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device) / half)
+    args = 1000.0 * t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+def rope_frequencies(grid: tuple[int, int, int], split: tuple[int, int, int], device) -> torch.Tensor:
+    """Complex rotations (N, head_dim / 2) for a (t, h, w) token grid, N = t * h * w."""
+    parts = []
+    for axis, (size, channels) in enumerate(zip(grid, split)):
+        freqs = 1.0 / (10000 ** (torch.arange(0, channels, 2, device=device).float() / channels))
+        angles = torch.outer(torch.arange(size, device=device).float(), freqs)  # (size, channels/2)
+        shape = [1, 1, 1, channels // 2]
+        shape[axis] = size
+        parts.append(angles.view(shape).expand(*grid, channels // 2))
+    angles = torch.cat(parts, dim=-1).reshape(-1, sum(split) // 2)  # (N, head_dim/2)
+    return torch.polar(torch.ones_like(angles), angles)
+
+
+def apply_rope(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+    """x (B, heads, N, head_dim) rotated pairwise by freqs (N, head_dim/2)."""
+    xc = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+    return torch.view_as_real(xc * freqs).flatten(-2).type_as(x)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv, self.out = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.q_norm, self.k_norm = nn.RMSNorm(dim // heads), nn.RMSNorm(dim // heads)
+
+    def forward(self, x, freqs):
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # (B, nh, N, hs) each
+        q, k = apply_rope(self.q_norm(q), freqs), apply_rope(self.k_norm(k), freqs)
+        y = F.scaled_dot_product_attention(q, k, v)  # (B, nh, N, hs)
+        return self.out(y.transpose(1, 2).reshape(b, n, d))
+
+
+class CrossAttention(nn.Module):
+    def __init__(self, dim: int, text_dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.q, self.kv, self.out = nn.Linear(dim, dim), nn.Linear(text_dim, 2 * dim), nn.Linear(dim, dim)
+        self.q_norm, self.k_norm = nn.RMSNorm(dim // heads), nn.RMSNorm(dim // heads)
+
+    def forward(self, x, text, text_mask):
+        b, n, d = x.shape
+        hs = d // self.heads
+        q = self.q_norm(self.q(x).view(b, n, self.heads, hs).transpose(1, 2))  # (B, nh, N, hs)
+        k, v = self.kv(text).view(b, text.shape[1], 2, self.heads, hs).permute(2, 0, 3, 1, 4)  # (B, nh, L, hs)
+        y = F.scaled_dot_product_attention(q, self.k_norm(k), v, attn_mask=text_mask[:, None, None, :])
+        return self.out(y.transpose(1, 2).reshape(b, n, d))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        d = cfg.dim
+        self.norm1 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.attn = SelfAttention(d, cfg.heads)
+        self.norm_cross = nn.LayerNorm(d, eps=1e-6)
+        self.cross = CrossAttention(d, d, cfg.heads)
+        self.norm2 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        hidden = int(d * cfg.mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
+        self.modulation = nn.Parameter(torch.randn(6, d) / d**0.5)
+
+    def forward(self, x, t_mod, text, text_mask, freqs):
+        shift1, scale1, gate1, shift2, scale2, gate2 = (self.modulation[None] + t_mod).unbind(1)  # (B, d) each
+        x = x + gate1[:, None] * self.attn(self.norm1(x) * (1 + scale1[:, None]) + shift1[:, None], freqs)
+        x = x + self.cross(self.norm_cross(x), text, text_mask)
+        return x + gate2[:, None] * self.mlp(self.norm2(x) * (1 + scale2[:, None]) + shift2[:, None])
+
+
+class VideoTransformer(nn.Module):
+    """Predicts the flow velocity (noise - x0) of latents (B, C, T, H, W) at noise level t."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.dim
+        pt, ph, pw = cfg.patch
+        self.patch_embed = nn.Linear(cfg.in_channels * pt * ph * pw, d)
+        self.time_embed = nn.Sequential(nn.Linear(256, d), nn.SiLU(), nn.Linear(d, d))
+        self.pooled_embed = nn.Linear(cfg.text_dim, d)
+        self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.GELU(approximate="tanh"), nn.Linear(d, d))
+        self.t_modulation = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        self.norm_out = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.out_modulation = nn.Parameter(torch.randn(2, d) / d**0.5)
+        self.proj_out = nn.Linear(d, cfg.in_channels * pt * ph * pw)
+        self._init_weights()
+
+    def _init_weights(self):
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        # adaLN-Zero: every residual branch and the output start at zero.
+        nn.init.zeros_(self.t_modulation[-1].weight)
+        nn.init.zeros_(self.proj_out.weight)
+        for block in self.blocks:
+            nn.init.zeros_(block.cross.out.weight)
+
+    def patchify(self, latents: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
+        b, c, t, h, w = latents.shape
+        pt, ph, pw = self.cfg.patch
+        if t % pt or h % ph or w % pw:
+            raise ValueError(f"latent grid {t}x{h}x{w} is not divisible by the patch {self.cfg.patch}")
+        grid = (t // pt, h // ph, w // pw)
+        x = latents.reshape(b, c, grid[0], pt, grid[1], ph, grid[2], pw)
+        x = x.permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(b, -1, c * pt * ph * pw)  # (B, N, C*pt*ph*pw)
+        return x, grid
+
+    def unpatchify(self, x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+        b = x.shape[0]
+        pt, ph, pw = self.cfg.patch
+        c = self.cfg.in_channels
+        x = x.reshape(b, *grid, c, pt, ph, pw).permute(0, 4, 1, 5, 2, 6, 3, 7)  # (B, C, T', pt, H', ph, W', pw)
+        return x.reshape(b, c, grid[0] * pt, grid[1] * ph, grid[2] * pw)
+
+    def forward(self, latents: torch.Tensor, t: torch.Tensor, text_tokens: torch.Tensor,
+                text_mask: torch.Tensor, text_pooled: torch.Tensor) -> torch.Tensor:
+        """latents (B, C, T, H, W), t (B,) in [0, 1], text_tokens (B, L, 384), text_mask (B, L),
+        text_pooled (B, 384) -> velocity (B, C, T, H, W)."""
+        x, grid = self.patchify(latents)
+        x = self.patch_embed(x)  # (B, N, d)
+        freqs = rope_frequencies(grid, self.cfg.rope_split, x.device)
+        cond = self.time_embed(timestep_embedding(t, 256).to(x.dtype)) + self.pooled_embed(text_pooled)  # (B, d)
+        t_mod = self.t_modulation(cond).view(-1, 6, self.cfg.dim)  # (B, 6, d)
+        text = self.text_proj(text_tokens)  # (B, L, d)
+        for block in self.blocks:
+            x = block(x, t_mod, text, text_mask, freqs)
+        shift, scale = (self.out_modulation[None] + cond[:, None]).unbind(1)
+        x = self.proj_out(self.norm_out(x) * (1 + scale[:, None]) + shift[:, None])
+        return self.unpatchify(x, grid)

@@ -1,0 +1,206 @@
+"""Prompt -> frames: the text-to-video pipeline, in numbered steps as diffusers' pipelines read.
+
+The pipeline composes the text encoder, transformer, samplers and autoencoder; it owns no model
+code and prints nothing (progress goes through `on_step`).
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+
+from .flow.guidance import guided_velocity
+from .flow.samplers import SAMPLERS, denoise, make_scheduler
+from .models.autoencoder import AutoencoderConfig, VideoAutoencoder
+from .models.text_encoder import TextEncoder
+from .models.transformer import TransformerConfig, VideoTransformer
+from .training.checkpoint import load_weights
+
+BUILTIN_DIR = Path(__file__).parent / "weights" / "builtin"
+MIN_SIDE, MAX_SIDE = 32, 1920
+MIN_FPS, MAX_FPS = 1, 60
+MAX_PROMPT_CHARS = 2000
+
+
+class InputError(ValueError):
+    """A request the pipeline cannot serve; the message names the value and what is allowed."""
+
+
+class CheckpointError(RuntimeError):
+    """A model directory that is missing, incomplete or corrupt."""
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    name: str = "reelforge-base"
+    # Generation sizes the transformer was trained on: (width, height) per aspect bucket.
+    buckets: tuple = ((64, 64), (112, 64), (64, 112))
+    fps: float = 8.0  # the model's native frame rate
+    max_seconds: float = 8.0  # longest single window (twice the training length)
+    steps: int = 24
+    guidance: float = 5.0
+    sampler: str = "unipc"
+    shift: float = 2.0  # timestep shift toward noise: more of the budget where layout is decided
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PipelineConfig":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise CheckpointError(f"unknown pipeline config keys: {sorted(unknown)}")
+        if "buckets" in d:
+            d = {**d, "buckets": tuple(tuple(b) for b in d["buckets"])}
+        return cls(**d)
+
+
+@dataclass
+class VideoOutput:
+    frames: np.ndarray  # (T, H, W, 3) uint8
+    fps: float
+    seed: int
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """What goes into the file: the prompt, seed and model, readable by any player."""
+        return {"title": self.settings.get("prompt", ""), "comment": json.dumps(self.settings, sort_keys=True)}
+
+
+def parse_size(size: str | None) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    try:
+        w, h = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise InputError(f"unknown size {size!r}; use WIDTHxHEIGHT, e.g. 64x64 or 1920x1080") from None
+    if not (MIN_SIDE <= w <= MAX_SIDE and MIN_SIDE <= h <= MAX_SIDE):
+        raise InputError(f"size {size!r} out of range; each side must be {MIN_SIDE}..{MAX_SIDE} pixels")
+    return w, h
+
+
+def _load_module(cls, cfg_cls, weights: Path) -> torch.nn.Module:
+    config_path = weights.with_suffix(".json")
+    if not weights.exists() or not config_path.exists():
+        raise CheckpointError(f"checkpoint {str(weights)!r} (with its .json config) is missing")
+    try:
+        module = cls(cfg_cls.from_dict(json.loads(config_path.read_text())))
+        load_weights(module, weights)
+    except (SafetensorError, json.JSONDecodeError, RuntimeError, ValueError, OSError) as e:
+        raise CheckpointError(f"checkpoint {str(weights)!r} is corrupt or does not match its config: "
+                              f"{str(e).splitlines()[0][:200]}") from None
+    return module.eval().requires_grad_(False)
+
+
+class Pipeline:
+    def __init__(self, transformer: VideoTransformer, autoencoder: VideoAutoencoder, text_encoder: TextEncoder,
+                 config: PipelineConfig = PipelineConfig()):
+        self.transformer, self.autoencoder, self.text_encoder, self.config = transformer, autoencoder, text_encoder, config
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, text_encoder: TextEncoder | None = None) -> "Pipeline":
+        """Load a model directory (transformer, autoencoder, pipeline JSON); the built-in model by default."""
+        path = Path(path) if path is not None else BUILTIN_DIR
+        if not path.is_dir():
+            raise CheckpointError(f"model directory {str(path)!r} does not exist")
+        pipeline_json = path / "pipeline.json"
+        try:
+            config = PipelineConfig.from_dict(json.loads(pipeline_json.read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            raise CheckpointError(f"{str(pipeline_json)!r} is missing or corrupt: {e}") from None
+        transformer = _load_module(VideoTransformer, TransformerConfig, path / "transformer.safetensors")
+        autoencoder = _load_module(VideoAutoencoder, AutoencoderConfig, path / "autoencoder.safetensors")
+        return cls(transformer, autoencoder, text_encoder or TextEncoder(), config)
+
+    def check_inputs(self, prompt, seconds, fps, size, guidance, steps, sampler) -> None:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InputError("prompt is empty; describe the video, e.g. 'a red ball rolls left on a blue background'")
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise InputError(f"prompt has {len(prompt)} characters; at most {MAX_PROMPT_CHARS} are allowed")
+        if not (isinstance(seconds, (int, float)) and math.isfinite(seconds)) or not 0 < seconds <= self.config.max_seconds:
+            raise InputError(f"seconds must be > 0 and <= {self.config.max_seconds:g}, got {seconds}")
+        if not (isinstance(fps, (int, float)) and math.isfinite(fps)) or not MIN_FPS <= fps <= MAX_FPS:
+            raise InputError(f"fps must be between {MIN_FPS} and {MAX_FPS}, got {fps}")
+        if size is not None:
+            parse_size(f"{size[0]}x{size[1]}")
+        if not 1 <= steps <= 200:
+            raise InputError(f"steps must be between 1 and 200, got {steps}")
+        if not 0 < guidance <= 30:
+            raise InputError(f"guidance must be > 0 and <= 30, got {guidance}")
+        if sampler not in SAMPLERS:
+            raise InputError(f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
+
+    def bucket_for(self, size: tuple[int, int] | None) -> tuple[int, int]:
+        """The trained generation size whose aspect ratio is closest to the request."""
+        if size is None:
+            return self.config.buckets[0]
+        aspect = math.log(size[0] / size[1])
+        return min(self.config.buckets, key=lambda b: abs(math.log(b[0] / b[1]) - aspect))
+
+    @torch.no_grad()
+    def __call__(self, prompt: str, negative_prompt: str | None = None, seconds: float = 4.0,
+                 fps: float | None = None, size: tuple[int, int] | None = None, seed: int | None = None,
+                 steps: int | None = None, guidance: float | None = None, sampler: str | None = None,
+                 on_step: Callable[[int, float, torch.Tensor], bool | None] | None = None) -> VideoOutput:
+        cfg = self.config
+        fps = cfg.fps if fps is None else fps
+        steps = cfg.steps if steps is None else steps
+        guidance = cfg.guidance if guidance is None else guidance
+        sampler = sampler or cfg.sampler
+        # 1. Check inputs before any compute is spent.
+        self.check_inputs(prompt, seconds, fps, size, guidance, steps, sampler)
+        seed = random.randrange(2**31) if seed is None else int(seed)
+        # 2. Encode the prompt; the negative prompt (or nothing) is the unconditional branch.
+        prompts = [prompt] if guidance == 1.0 else [negative_prompt or "", prompt]
+        text = self.text_encoder(prompts)
+        text_kwargs = {"text_tokens": text.tokens, "text_mask": text.mask, "text_pooled": text.pooled}
+        # 3. Prepare latents: enough model frames to cover the clip at the model's frame rate.
+        width, height = self.bucket_for(size)
+        num_frames = max(1, math.ceil(seconds * cfg.fps))
+        latent_frames = 1 + math.ceil((num_frames - 1) / self.autoencoder.cfg.time_down)  # causal: 1 + 4k frames
+        generator = torch.Generator().manual_seed(seed)
+        latents = torch.randn((1, self.autoencoder.cfg.latent_channels, latent_frames, height // 4, width // 4),
+                              generator=generator)  # (1, C, t, h, w)
+        # 4. Denoise.
+        scheduler = make_scheduler(sampler, steps, cfg.shift)
+        velocity = lambda x, t: guided_velocity(self.transformer, x, t, text_kwargs, guidance)  # noqa: E731
+        latents = denoise(velocity, latents, scheduler, on_step)
+        # 5. Decode, then deliver the requested frame rate and size.
+        video = self.autoencoder.decode(latents)[0]  # (3, T', H, W)
+        frames = retime(video, cfg.fps, fps, seconds)
+        if size is not None and size != (width, height):
+            frames = resize_video(frames, size)
+        settings = {"prompt": prompt, "negative_prompt": negative_prompt or "", "seed": seed, "steps": steps,
+                    "guidance": guidance, "sampler": sampler, "seconds": seconds, "fps": fps,
+                    "size": f"{frames.shape[-1]}x{frames.shape[-2]}", "model": cfg.name}
+        out = ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()
+        return VideoOutput(frames=np.ascontiguousarray(out), fps=fps, seed=seed, settings=settings)
+
+
+def retime(video: torch.Tensor, source_fps: float, target_fps: float, seconds: float) -> torch.Tensor:
+    """(3, T, H, W) at source_fps -> exactly round(seconds * target_fps) frames, nearest in time."""
+    count = max(1, round(seconds * target_fps))
+    times = torch.arange(count) / target_fps
+    index = (times * source_fps).round().long().clamp(max=video.shape[1] - 1)
+    return video[:, index]
+
+
+def resize_video(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Centre-crop to the target aspect ratio (never stretch), then bicubic resize: (3, T, H, W)."""
+    _, _, h, w = video.shape
+    tw, th = size
+    if w * th > tw * h:  # too wide: crop columns
+        cw = round(h * tw / th)
+        video = video[..., (w - cw) // 2:(w - cw) // 2 + cw]
+    elif w * th < tw * h:
+        ch = round(w * th / tw)
+        video = video[:, :, (h - ch) // 2:(h - ch) // 2 + ch]
+    frames = video.transpose(0, 1)  # (T, 3, H, W)
+    out = F.interpolate(frames, size=(th, tw), mode="bicubic", align_corners=False, antialias=True)
+    return out.transpose(0, 1)

@@ -1,0 +1,78 @@
+"""Train the video autoencoder on rendered clips, then measure its latent statistics."""
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..models.autoencoder import AutoencoderConfig, VideoAutoencoder
+from .checkpoint import load_training_state, save_training_state, save_weights
+from .config import AutoencoderTrainConfig
+from .data import render_batch
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of videos in [-1, 1]."""
+    mse = F.mse_loss(a.float().clamp(-1, 1), b.float()).item() / 4.0  # to a [0, 1] range
+    return 10 * math.log10(1.0 / max(mse, 1e-10))
+
+
+@torch.no_grad()
+def measure_latent_stats(model: VideoAutoencoder, cfg: AutoencoderTrainConfig, clips: int = 64) -> None:
+    rng = random.Random(cfg.seed + 7)
+    video, _, _ = render_batch(rng, clips, cfg.width, cfg.height, 33, cfg.fps)
+    raw = model.encoder(video)  # (B, C, t, h, w)
+    model.latents_mean.copy_(raw.mean(dim=(0, 2, 3, 4)))
+    model.latents_std.copy_(raw.std(dim=(0, 2, 3, 4)).clamp_min(1e-3))
+
+
+def train_autoencoder(cfg: AutoencoderTrainConfig, log: Callable[[str], None] = lambda s: None) -> Path:
+    torch.manual_seed(cfg.seed)
+    run_dir = Path(cfg.run_dir)
+    model_cfg = AutoencoderConfig.from_dict(cfg.model)
+    model = VideoAutoencoder(model_cfg)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    state = load_training_state(run_dir, model, optimizer)
+    step = state["step"] if state else 0
+    if state:
+        log(f"resumed from step {step}")
+    rng = random.Random(cfg.seed * 1000 + step)  # a resumed run continues with fresh clips
+    started = time.time()
+    while step < cfg.steps:
+        lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        video, _, _ = render_batch(rng, cfg.batch_size, cfg.width, cfg.height, cfg.num_frames, cfg.fps,
+                                   max_start=3.0)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            latents = model.encoder(video)
+            noisy = latents + cfg.latent_noise * latents.detach().std() * torch.randn_like(latents)
+            recon = model.decoder(noisy).float()
+        # Objects cover a few percent of each frame but are all that matters to a viewer: pixels
+        # away from the frame's dominant colour weigh 10x.
+        dominant = video.flatten(2).median(dim=2).values[:, :, None, None, None]  # (B, 3, 1, 1, 1)
+        weight = 1 + 9 * ((video - dominant).abs().sum(1, keepdim=True) > 0.3).float()
+        error = (recon - video).abs() + (recon - video).pow(2)
+        loss = (weight * error).mean() / weight.mean() + 1e-4 * latents.float().pow(2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        if step % cfg.log_every == 0:
+            rate = cfg.log_every * cfg.batch_size / (time.time() - started)
+            log(f"step {step}/{cfg.steps} loss {loss.item():.4f} psnr {psnr(recon.detach(), video):.2f} "
+                f"lr {lr:.2e} clips/s {rate:.1f}")
+            started = time.time()
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            save_training_state(run_dir, step, model, optimizer, {"config": asdict(cfg)}, model_cfg.to_json())
+    model.eval()
+    measure_latent_stats(model, cfg)
+    save_weights(model, run_dir / "model.safetensors", model_cfg.to_json())
+    return run_dir / "model.safetensors"

@@ -1,0 +1,75 @@
+"""Pre-encode rendered clips to latents once, so transformer training spends its CPU on the
+transformer. Each chunk is its own file (resumable); captions are re-drawn from the factors at
+training time, so every epoch sees new wordings."""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from ..models.autoencoder import AutoencoderConfig, VideoAutoencoder
+from .checkpoint import load_weights
+from .config import BankConfig
+from .data import render_batch
+
+
+def load_autoencoder(path: str | Path) -> VideoAutoencoder:
+    path = Path(path)
+    cfg = AutoencoderConfig.from_dict(json.loads(path.with_suffix(".json").read_text()))
+    model = VideoAutoencoder(cfg)
+    load_weights(model, path)
+    return model.eval()
+
+
+@torch.no_grad()
+def build_bank(cfg: BankConfig, log: Callable[[str], None] = lambda s: None) -> Path:
+    autoencoder = load_autoencoder(cfg.autoencoder)
+    for width, height, clips in cfg.sizes:
+        _build_bucket(cfg, autoencoder, width, height, clips, log)
+    return Path(cfg.run_dir)
+
+
+def _build_bucket(cfg: BankConfig, autoencoder: VideoAutoencoder, width: int, height: int, clips: int,
+                  log: Callable[[str], None]) -> None:
+    run_dir = Path(cfg.run_dir) / f"{width}x{height}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    n_chunks = (clips + cfg.chunk - 1) // cfg.chunk
+    for i in range(n_chunks):
+        path = run_dir / f"chunk_{i:05d}.safetensors"
+        if path.exists():
+            continue
+        rng = random.Random(f"{cfg.seed}-{width}x{height}-{i}")  # chunk i is the same whenever it is made
+        video, _, factors = render_batch(rng, cfg.chunk, width, height, cfg.num_frames, cfg.fps,
+                                         two_object_prob=cfg.two_object_prob, max_start=cfg.max_start)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            latents = autoencoder.encode(video).float()
+        tmp = path.with_name(f".{path.name}.tmp")
+        save_file({"latents": latents.half().contiguous()}, str(tmp),
+                  metadata={"factors": json.dumps([f.to_dict() for f in factors])})
+        tmp.replace(path)
+        if i % 10 == 0:
+            log(f"bank {width}x{height} chunk {i + 1}/{n_chunks}")
+
+
+def load_bank(run_dir: str | Path) -> dict[str, tuple[torch.Tensor, list[dict]]]:
+    """Per size bucket ("WxH"): all latents (N, C, t, h, w) as fp16 and the factors of each clip."""
+    buckets = {}
+    for bucket in sorted(p for p in Path(run_dir).iterdir() if p.is_dir()):
+        buckets[bucket.name] = _load_bucket(bucket)
+    if not buckets:
+        raise FileNotFoundError(f"no latent bank in {run_dir}")
+    return buckets
+
+
+def _load_bucket(run_dir: Path) -> tuple[torch.Tensor, list[dict]]:
+    latents, factors = [], []
+    for path in sorted(run_dir.glob("chunk_*.safetensors")):
+        with safe_open(str(path), "pt") as f:
+            factors.extend(json.loads(f.metadata()["factors"]))
+        latents.append(load_file(str(path))["latents"])
+    return torch.cat(latents), factors

@@ -1,0 +1,50 @@
+"""Resumable checkpoints: weights as safetensors, optimizer and step beside them, written atomically."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_weights(module: torch.nn.Module, path: Path, config_json: str | None = None) -> None:
+    """Weights as safetensors (contiguous fp32 copies) and, if given, the model config beside them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().float().contiguous().clone() for k, v in module.state_dict().items()}
+    _atomic(path, lambda p: save_file(state, str(p)))
+    if config_json is not None:
+        _atomic(path.with_suffix(".json"), lambda p: p.write_text(config_json))
+
+
+def load_weights(module: torch.nn.Module, path: Path) -> None:
+    module.load_state_dict(load_file(str(path)))
+
+
+def save_training_state(run_dir: Path, step: int, model: torch.nn.Module, optimizer, extra: dict,
+                        config_json: str, ema: torch.nn.Module | None = None) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_weights(model, run_dir / "model.safetensors", config_json)
+    if ema is not None:
+        save_weights(ema, run_dir / "ema.safetensors", config_json)
+    _atomic(run_dir / "optimizer.pt", lambda p: torch.save(optimizer.state_dict(), p))
+    _atomic(run_dir / "state.json", lambda p: p.write_text(json.dumps({"step": step, **extra}, indent=2)))
+
+
+def load_training_state(run_dir: Path, model, optimizer, ema=None) -> dict | None:
+    """Restore a run in place; None when there is nothing to resume."""
+    state_path = run_dir / "state.json"
+    if not state_path.exists():
+        return None
+    load_weights(model, run_dir / "model.safetensors")
+    if ema is not None and (run_dir / "ema.safetensors").exists():
+        load_weights(ema, run_dir / "ema.safetensors")
+    optimizer.load_state_dict(torch.load(run_dir / "optimizer.pt", weights_only=True))
+    return json.loads(state_path.read_text())

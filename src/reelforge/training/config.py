@@ -1,0 +1,79 @@
+"""Training configs: frozen dataclasses read from JSON files in configs/; unknown keys are errors."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class AutoencoderTrainConfig:
+    stage: str = "autoencoder"
+    run_dir: str = "runs/autoencoder"
+    steps: int = 2500
+    batch_size: int = 8
+    num_frames: int = 9  # 1 + 4k; short clips are enough to learn causal 4x time compression
+    width: int = 64
+    height: int = 64
+    fps: float = 8.0
+    lr: float = 1e-3
+    latent_noise: float = 0.1  # decoder learns to tolerate imperfect latents from the diffusion model
+    seed: int = 0
+    checkpoint_every: int = 250
+    log_every: int = 25
+    model: dict = field(default_factory=dict)  # AutoencoderConfig overrides
+
+
+@dataclass(frozen=True)
+class TransformerTrainConfig:
+    stage: str = "transformer"
+    run_dir: str = "runs/transformer"
+    autoencoder: str = "runs/autoencoder/model.safetensors"
+    bank: str = "runs/bank"  # pre-encoded latents (see `reelforge train` with stage "bank")
+    steps: int = 20000
+    batch_size: int = 32
+    lr: float = 4e-4
+    warmup: int = 300
+    weight_decay: float = 0.01
+    text_dropout: float = 0.1  # the unconditional branch for classifier-free guidance
+    ema_decay: float = 0.999
+    seed: int = 0
+    checkpoint_every: int = 500
+    log_every: int = 50
+    bf16: bool = True
+    model: dict = field(default_factory=dict)  # TransformerConfig overrides
+
+
+@dataclass(frozen=True)
+class BankConfig:
+    stage: str = "bank"
+    run_dir: str = "runs/bank"
+    autoencoder: str = "runs/autoencoder/model.safetensors"
+    # (width, height, clips): mostly the base size, plus 16:9-like and 9:16-like buckets so that
+    # the rotary positions learn other aspect ratios.
+    sizes: tuple = ((64, 64, 10240), (112, 64, 1536), (64, 112, 1536))
+    num_frames: int = 33  # 4 s at 8 fps plus the causal first frame
+    fps: float = 8.0
+    two_object_prob: float = 0.15
+    max_start: float = 2.0
+    chunk: int = 64
+    seed: int = 1
+
+
+STAGES = {"autoencoder": AutoencoderTrainConfig, "transformer": TransformerTrainConfig, "bank": BankConfig}
+
+
+def load_config(path: str | Path):
+    data = json.loads(Path(path).read_text())
+    stage = data.get("stage")
+    if stage not in STAGES:
+        raise ConfigError(f"{path}: unknown stage {stage!r}; allowed: {', '.join(STAGES)}")
+    cls = STAGES[stage]
+    unknown = set(data) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ConfigError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(f.name for f in fields(cls))}")
+    return cls(**data)

@@ -1,0 +1,40 @@
+"""Training batches straight from the procedural renderer: an endless, never-repeating data set."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from ..world.captions import caption
+from ..world.factors import ClipFactors
+from ..world.render import render
+from ..world.splits import sample_train_factors
+
+
+def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (T, H, W, 3) -> float (3, T, H, W) in [-1, 1]."""
+    return torch.from_numpy(frames).permute(3, 0, 1, 2).float().div(127.5).sub(1.0)
+
+
+def tensor_to_frames(video: torch.Tensor) -> np.ndarray:
+    """float (3, T, H, W) in [-1, 1] -> uint8 (T, H, W, 3)."""
+    x = video.float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return x.permute(1, 2, 3, 0).cpu().numpy()
+
+
+def render_batch(rng: random.Random, batch_size: int, width: int, height: int, num_frames: int,
+                 fps: float, two_object_prob: float = 0.15, max_start: float = 0.0
+                 ) -> tuple[torch.Tensor, list[str], list[ClipFactors]]:
+    """Videos (B, 3, T, H, W) in [-1, 1] from the training split, their captions and factors.
+
+    max_start > 0 starts clips at a random time, so that models also see the middle of motions.
+    """
+    videos, captions, factors = [], [], []
+    for _ in range(batch_size):
+        f = sample_train_factors(rng, two_object_prob)
+        start = rng.uniform(0, max_start) if max_start else 0.0
+        videos.append(frames_to_tensor(render(f, width, height, fps, num_frames, start_time=start)))
+        captions.append(caption(f, rng))
+        factors.append(f)
+    return torch.stack(videos), captions, factors

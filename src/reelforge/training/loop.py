@@ -1,0 +1,84 @@
+"""Train the video transformer with the rectified-flow objective on the pre-encoded latent bank."""
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..flow.objective import flow_loss, sample_t
+from ..models.text_encoder import TextEncoder
+from ..models.transformer import TransformerConfig, VideoTransformer
+from ..world.captions import caption
+from ..world.factors import ClipFactors
+from .bank import load_bank
+from .checkpoint import load_training_state, save_training_state
+from .config import TransformerTrainConfig
+from .ema import update_ema
+
+T_BINS = (0.25, 0.5, 0.75, 1.0)
+
+
+def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = lambda s: None) -> Path:
+    torch.manual_seed(cfg.seed)
+    run_dir = Path(cfg.run_dir)
+    buckets = load_bank(cfg.bank)
+    names = list(buckets)
+    weights = [len(buckets[n][1]) for n in names]
+    log(f"bank: {', '.join(f'{n}: {w} clips' for n, w in zip(names, weights))}")
+    model_cfg = TransformerConfig.from_dict(cfg.model)
+    model = VideoTransformer(model_cfg)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    log(f"transformer: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+    state = load_training_state(run_dir, model, optimizer, ema)
+    step = state["step"] if state else 0
+    if state:
+        log(f"resumed from step {step}")
+    text_encoder = TextEncoder()
+    rng = random.Random(cfg.seed * 1000 + step)
+    generator = torch.Generator().manual_seed(cfg.seed * 1000 + step)
+    started, losses = time.time(), []
+    while step < cfg.steps:
+        lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * (0.55 + 0.45 * math.cos(math.pi * step / cfg.steps))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        bucket = rng.choices(names, weights)[0]
+        bank_latents, bank_factors = buckets[bucket]
+        idx = [rng.randrange(len(bank_factors)) for _ in range(cfg.batch_size)]
+        x0 = bank_latents[idx].float()  # (B, C, t, h, w)
+        if rng.random() < 0.2:  # shorter clips too, always from the causal first latent frame
+            x0 = x0[:, :, : rng.randint(2, x0.shape[2] - 1)]
+        captions = ["" if rng.random() < cfg.text_dropout else caption(ClipFactors.from_dict(bank_factors[i]), rng)
+                    for i in idx]
+        text = text_encoder(captions)
+        t = sample_t(cfg.batch_size, generator)
+        noise = torch.randn(x0.shape, generator=generator)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            per_sample = flow_loss(model, x0, t, noise, text_tokens=text.tokens, text_mask=text.mask,
+                                   text_pooled=text.pooled)
+        loss = per_sample.mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        update_ema(ema, model, cfg.ema_decay if step > cfg.warmup else 0.0)
+        step += 1
+        losses.append((t, per_sample.detach()))
+        if step % cfg.log_every == 0:
+            ts = torch.cat([a for a, _ in losses])
+            ls = torch.cat([b for _, b in losses])
+            bins = torch.bucketize(ts, torch.tensor(T_BINS[:-1]))
+            by_t = " ".join(f"{ls[bins == i].mean():.3f}" if (bins == i).any() else "-" for i in range(len(T_BINS)))
+            rate = cfg.log_every * cfg.batch_size / (time.time() - started)
+            log(f"step {step}/{cfg.steps} loss {ls.mean():.4f} by-t [{by_t}] grad {grad_norm:.2f} "
+                f"lr {lr:.2e} samples/s {rate:.1f}")
+            started, losses = time.time(), []
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            save_training_state(run_dir, step, model, optimizer, {"config": asdict(cfg)}, model_cfg.to_json(), ema)
+    return run_dir / "ema.safetensors"
