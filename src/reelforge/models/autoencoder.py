@@ -51,6 +51,15 @@ class ResBlock2d(nn.Module):
         return x + self.conv2(F.silu(self.norm2(h)))
 
 
+class FrameNorm(nn.GroupNorm):
+    """GroupNorm over each frame alone: statistics across time would leak the future backwards."""
+
+    def forward(self, x):  # (B, C, T, H, W)
+        b, c, t, h, w = x.shape
+        y = super().forward(x.transpose(1, 2).reshape(b * t, c, h, w))
+        return y.reshape(b, t, c, h, w).transpose(1, 2)
+
+
 class CausalConv3d(nn.Conv3d):
     """3x3x3 convolution that sees only the current and earlier frames (front-padded in time)."""
 
@@ -66,8 +75,8 @@ class CausalConv3d(nn.Conv3d):
 class ResBlock3d(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
-        self.norm1, self.conv1 = nn.GroupNorm(8, channels), CausalConv3d(channels, channels)
-        self.norm2, self.conv2 = nn.GroupNorm(8, channels), CausalConv3d(channels, channels)
+        self.norm1, self.conv1 = FrameNorm(8, channels), CausalConv3d(channels, channels)
+        self.norm2, self.conv2 = FrameNorm(8, channels), CausalConv3d(channels, channels)
 
     def forward(self, x):
         h = self.conv1(F.silu(self.norm1(x)))
@@ -91,7 +100,7 @@ class Encoder(nn.Module):
             nn.Conv2d(c1, c2, 3, padding=1), ResBlock2d(c2))
         self.merge_time = nn.Conv3d(c2 * cfg.time_down, c2, 1)
         self.temporal = ResBlock3d(c2)
-        self.out = nn.Sequential(nn.GroupNorm(8, c2), nn.SiLU(), nn.Conv3d(c2, cfg.latent_channels, 1))
+        self.out = nn.Sequential(FrameNorm(8, c2), nn.SiLU(), nn.Conv3d(c2, cfg.latent_channels, 1))
         # A linear path from each 4x4 block's mean colour over the group: flat regions (most of
         # every frame) are right from the first steps, and the deep path only has to learn edges.
         self.shortcut = nn.Conv3d(48, cfg.latent_channels, 1)
