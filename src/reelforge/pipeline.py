@@ -147,9 +147,55 @@ class Pipeline:
     def __call__(self, prompt: str, negative_prompt: str | None = None, seconds: float = 4.0,
                  fps: float | None = None, size: tuple[int, int] | None = None, seed: int | None = None,
                  steps: int | None = None, guidance: float | None = None, sampler: str | None = None,
+                 image: np.ndarray | None = None,
                  on_step: Callable[[int, float, torch.Tensor], bool | None] | None = None) -> VideoOutput:
+        """Text to video; with `image` (H, W, 3) uint8, the video starts from that image."""
+        fps = self.config.fps if fps is None else fps
+        width, height = self.bucket_for(size)
+        prefix = None
+        if image is not None:
+            prefix = self._frames_to_model(np.asarray(image)[None], self.config.fps, (width, height))
+        video, settings = self._generate(prompt, negative_prompt, seconds, fps, size, seed, steps, guidance,
+                                         sampler, prefix, on_step)
+        return self._deliver(video, self.config.fps, fps, seconds, size, settings)
+
+    @torch.no_grad()
+    def extend(self, frames: np.ndarray, fps: float, prompt: str, seconds: float = 4.0,
+               negative_prompt: str | None = None, seed: int | None = None, steps: int | None = None,
+               guidance: float | None = None, sampler: str | None = None,
+               on_step: Callable[[int, float, torch.Tensor], bool | None] | None = None) -> VideoOutput:
+        """Continue `frames` (T, H, W, 3) uint8 at `fps` by `seconds`: the returned video is the
+        original followed by the continuation, at the original's size and frame rate.
+
+        The last second of the original, encoded by the causal autoencoder, is held fixed while
+        the rest is denoised (temporal inpainting), so the continuation starts where it ended."""
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+            raise InputError("a video to extend must be frames shaped (T, H, W, 3)")
+        size = (frames.shape[2], frames.shape[1])
+        bucket = self.bucket_for(size)
+        context = min(len(frames), max(1, round(fps)))  # the last second
+        tail = retime(torch.from_numpy(frames[-context:]).permute(3, 0, 1, 2), fps, self.config.fps,
+                      context / fps)  # (3, T, H, W) uint8
+        keep = 1 + 4 * ((tail.shape[1] - 1) // 4)  # the causal autoencoder takes 1 + 4k frames
+        prefix = self._frames_to_model(tail[:, -keep:].permute(1, 2, 3, 0).numpy(), self.config.fps, bucket)
+        video, settings = self._generate(prompt, negative_prompt, seconds + keep / self.config.fps, fps, size,
+                                         seed, steps, guidance, sampler, prefix, on_step)
+        new = self._deliver(video[:, keep:], self.config.fps, fps, seconds, size, settings)
+        out = np.concatenate([frames, new.frames])
+        return VideoOutput(frames=out, fps=fps, seed=new.seed,
+                           settings={**new.settings, "seconds": seconds, "extended_from_frames": len(frames)})
+
+    def _frames_to_model(self, frames: np.ndarray, fps: float, bucket: tuple[int, int]) -> torch.Tensor:
+        """Encode uint8 frames (T, H, W, 3), T = 1 + 4k, at the bucket size to latents (1, C, t, h, w)."""
+        video = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float() / 127.5 - 1
+        video = resize_video(video, bucket)  # (3, T, H, W)
+        return self.autoencoder.encode(video[None])
+
+    def _generate(self, prompt, negative_prompt, seconds, fps, size, seed, steps, guidance, sampler,
+                  prefix: torch.Tensor | None, on_step) -> tuple[torch.Tensor, dict]:
+        """Video (3, T, H, W) in [-1, 1] at the model's frame rate and bucket size, and its settings."""
         cfg = self.config
-        fps = cfg.fps if fps is None else fps
         steps = cfg.steps if steps is None else steps
         guidance = cfg.guidance if guidance is None else guidance
         sampler = sampler or cfg.sampler
@@ -165,22 +211,40 @@ class Pipeline:
         num_frames = max(1, math.ceil(seconds * cfg.fps))
         latent_frames = 1 + math.ceil((num_frames - 1) / self.autoencoder.cfg.time_down)  # causal: 1 + 4k frames
         generator = torch.Generator().manual_seed(seed)
-        latents = torch.randn((1, self.autoencoder.cfg.latent_channels, latent_frames, height // 4, width // 4),
-                              generator=generator)  # (1, C, t, h, w)
-        # 4. Denoise.
+        shape = (1, self.autoencoder.cfg.latent_channels, latent_frames, height // 4, width // 4)
+        latents = torch.randn(shape, generator=generator)  # (1, C, t, h, w)
+        # 4. Denoise; known frames (a start image, the end of a video to extend) ride their exact path.
         scheduler = make_scheduler(sampler, steps, cfg.shift)
-        velocity = lambda x, t: guided_velocity(self.transformer, x, t, text_kwargs, guidance)  # noqa: E731
+
+        def velocity(x, t):
+            if prefix is None:
+                return guided_velocity(self.transformer, x, t, text_kwargs, guidance)
+            p = prefix.shape[2]
+            x = x.clone()
+            x[:, :, :p] = (1 - t.view(-1, 1, 1, 1, 1)) * prefix + t.view(-1, 1, 1, 1, 1) * prefix_noise
+            v = guided_velocity(self.transformer, x, t, text_kwargs, guidance)
+            v[:, :, :p] = prefix_noise - prefix
+            return v
+
+        prefix_noise = latents[:, :, :prefix.shape[2]] if prefix is not None else None
         latents = denoise(velocity, latents, scheduler, on_step)
-        # 5. Decode, then deliver the requested frame rate and size.
+        if prefix is not None:
+            latents[:, :, :prefix.shape[2]] = prefix
+        # 5. Decode.
         video = self.autoencoder.decode(latents)[0]  # (3, T', H, W)
-        frames = retime(video, cfg.fps, fps, seconds)
-        if size is not None and size != (width, height):
-            frames = resize_video(frames, size)
         settings = {"prompt": prompt, "negative_prompt": negative_prompt or "", "seed": seed, "steps": steps,
-                    "guidance": guidance, "sampler": sampler, "seconds": seconds, "fps": fps,
-                    "size": f"{frames.shape[-1]}x{frames.shape[-2]}", "model": cfg.name}
+                    "guidance": guidance, "sampler": sampler, "seconds": seconds, "fps": fps, "model": cfg.name}
+        return video, settings
+
+    def _deliver(self, video: torch.Tensor, source_fps: float, fps: float, seconds: float,
+                 size: tuple[int, int] | None, settings: dict) -> VideoOutput:
+        """Re-time and resize (3, T, H, W) in [-1, 1] to what was asked, as uint8 frames."""
+        frames = retime(video, source_fps, fps, seconds)
+        if size is not None and size != (frames.shape[-1], frames.shape[-2]):
+            frames = resize_video(frames, size)
+        settings = {**settings, "size": f"{frames.shape[-1]}x{frames.shape[-2]}"}
         out = ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()
-        return VideoOutput(frames=np.ascontiguousarray(out), fps=fps, seed=seed, settings=settings)
+        return VideoOutput(frames=np.ascontiguousarray(out), fps=fps, seed=settings["seed"], settings=settings)
 
 
 def retime(video: torch.Tensor, source_fps: float, target_fps: float, seconds: float) -> torch.Tensor:
@@ -201,6 +265,6 @@ def resize_video(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     elif w * th < tw * h:
         ch = round(w * th / tw)
         video = video[:, :, (h - ch) // 2:(h - ch) // 2 + ch]
-    frames = video.transpose(0, 1)  # (T, 3, H, W)
+    frames = video.transpose(0, 1).float()  # (T, 3, H, W)
     out = F.interpolate(frames, size=(th, tw), mode="bicubic", align_corners=False, antialias=True)
     return out.transpose(0, 1)

@@ -1,0 +1,76 @@
+import json
+
+import numpy as np
+import pytest
+
+from reelforge.pipeline import CheckpointError, InputError, Pipeline, parse_size
+
+
+def test_generates_requested_length_size_and_fps(tiny_pipeline):
+    out = tiny_pipeline("a red ball rolls left", seconds=2, fps=12, size=(96, 54), seed=1)
+    assert out.frames.shape == (24, 54, 96, 3) and out.frames.dtype == np.uint8
+    assert out.settings["seed"] == 1 and out.settings["size"] == "96x54"
+
+
+def test_same_seed_same_video_and_steps_are_reported(tiny_pipeline):
+    seen = []
+    a = tiny_pipeline("a blue star spins", seconds=1, seed=7, on_step=lambda i, t, x: seen.append((i, t)))
+    b = tiny_pipeline("a blue star spins", seconds=1, seed=7)
+    c = tiny_pipeline("a blue star spins", seconds=1, seed=8)
+    assert np.array_equal(a.frames, b.frames) and not np.array_equal(a.frames, c.frames)
+    assert [i for i, _ in seen] == [0, 1] and seen[0][1] > seen[1][1]
+
+
+def test_negative_prompt_changes_the_result(tiny_pipeline):
+    a = tiny_pipeline("a red square", seconds=1, seed=3)
+    b = tiny_pipeline("a red square", seconds=1, seed=3, negative_prompt="a green circle")
+    assert not np.array_equal(a.frames, b.frames)
+
+
+def test_image_to_video_keeps_the_start_image(tiny_pipeline):
+    image = np.zeros((64, 64, 3), np.uint8)
+    out = tiny_pipeline("a red square", seconds=1, seed=3, image=image, guidance=1.0)
+    assert out.frames.shape[0] == 8
+
+
+def test_extend_appends_the_continuation(tiny_pipeline):
+    first = tiny_pipeline("a red square moves right", seconds=1, seed=3)
+    longer = tiny_pipeline.extend(first.frames, first.fps, "a red square moves right", seconds=1, seed=4)
+    assert longer.frames.shape[0] == first.frames.shape[0] + 8
+    assert np.array_equal(longer.frames[: len(first.frames)], first.frames)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"prompt": "   "}, "prompt is empty"),
+    ({"seconds": 0}, "seconds must be > 0"),
+    ({"seconds": 1000}, "seconds must be > 0 and <= 8"),
+    ({"fps": 0}, "fps must be between"),
+    ({"steps": 0}, "steps must be between"),
+    ({"sampler": "ddim"}, "unknown sampler 'ddim'"),
+])
+def test_bad_input_is_named(tiny_pipeline, kwargs, message):
+    args = {"prompt": "a red ball", **kwargs}
+    with pytest.raises(InputError, match=message):
+        tiny_pipeline(**args)
+
+
+def test_parse_size():
+    assert parse_size("1920x1080") == (1920, 1080)
+    for bad in ("big", "10x10", "4000x100", "64x"):
+        with pytest.raises(InputError):
+            parse_size(bad)
+
+
+def test_missing_and_corrupt_checkpoints_are_named(tmp_path, tiny_model_dir, text_encoder):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        Pipeline.from_pretrained(tmp_path / "nope", text_encoder=text_encoder)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in tiny_model_dir.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    (broken / "transformer.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        Pipeline.from_pretrained(broken, text_encoder=text_encoder)
+    (broken / "pipeline.json").write_text(json.dumps({"nonsense": 1}))
+    with pytest.raises(CheckpointError, match="unknown pipeline config keys"):
+        Pipeline.from_pretrained(broken, text_encoder=text_encoder)
