@@ -127,6 +127,29 @@ def train(config_path, log_path):
     log(f"done: {out}")
 
 
+@main.command()
+@click.option("--transformer", default="runs/transformer/ema.safetensors", show_default=True)
+@click.option("--autoencoder", default="runs/autoencoder/model.safetensors", show_default=True)
+@click.option("--out", "out_dir", default="src/reelforge/weights/builtin", show_default=True)
+@click.option("--name", default="reelforge-base", show_default=True)
+@click.option("--steps", type=int, default=None, help="Default sampling steps to record.")
+@click.option("--guidance", type=float, default=None, help="Default guidance to record.")
+@click.option("--sampler", default=None, help="Default sampler to record.")
+def export(transformer, autoencoder, out_dir, name, steps, guidance, sampler):
+    """Assemble a model directory from training runs (fp16 safetensors + configs)."""
+    from dataclasses import replace
+
+    from .pipeline import PipelineConfig
+    from .training.export import export_model
+    for path in (transformer, autoencoder):
+        if not Path(path).exists() or not Path(path).with_suffix(".json").exists():
+            fail(f"checkpoint {path!r} (with its .json config) does not exist")
+    cfg = PipelineConfig(name=name)
+    overrides = {k: v for k, v in {"steps": steps, "guidance": guidance, "sampler": sampler}.items() if v is not None}
+    out = export_model(transformer, autoencoder, out_dir, replace(cfg, **overrides))
+    click.echo(f"wrote {out}")
+
+
 @main.command(name="eval")
 @click.option("--model", default=None, help="A model directory [default: the built-in model].")
 @click.option("--per-set", type=int, default=24, show_default=True, help="Clips per evaluation set.")

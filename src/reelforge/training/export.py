@@ -1,0 +1,29 @@
+"""Assemble a model directory (the layout Pipeline.from_pretrained reads) from training runs.
+
+Weights are stored in fp16 to keep the shipped model small; they load into fp32 modules."""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+
+def _half_copy(src: Path, dst: Path) -> None:
+    state = {k: v.half().contiguous() if v.is_floating_point() else v for k, v in load_file(str(src)).items()}
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    save_file(state, str(tmp))
+    tmp.replace(dst)
+    shutil.copyfile(src.with_suffix(".json"), dst.with_suffix(".json"))
+
+
+def export_model(transformer: str | Path, autoencoder: str | Path, out_dir: str | Path, pipeline_config) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _half_copy(Path(transformer), out / "transformer.safetensors")
+    _half_copy(Path(autoencoder), out / "autoencoder.safetensors")
+    config = asdict(pipeline_config)
+    (out / "pipeline.json").write_text(json.dumps(config, indent=2))
+    return out

@@ -1,0 +1,78 @@
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from reelforge.cli import main
+from reelforge.media.decode import read_video
+
+
+@pytest.fixture
+def run(tiny_model_dir):
+    def invoke(*args):
+        result = CliRunner().invoke(main, list(args))
+        return result.exit_code, result.output
+    return invoke
+
+
+def test_generate_writes_a_browser_playable_mp4_with_metadata(run, tiny_model_dir, tmp_path):
+    out = tmp_path / "clip.mp4"
+    code, text = run("generate", "a red ball rolls left", "-o", str(out), "--model", str(tiny_model_dir),
+                     "--seed", "5", "--seconds", "2", "--fps", "10", "--size", "80x48", "--quiet")
+    assert code == 0, text
+    frames, fps, metadata = read_video(out)
+    assert frames.shape == (20, 48, 80, 3) and fps == 10
+    assert metadata["title"] == "a red ball rolls left" and '"seed": 5' in metadata["comment"]
+
+
+@pytest.mark.parametrize("fmt", ["webm", "gif", "png"])
+def test_other_formats(run, tiny_model_dir, tmp_path, fmt):
+    out = tmp_path / f"clip.{fmt}"
+    code, text = run("generate", "a blue star", "-o", str(out), "--model", str(tiny_model_dir), "--seconds", "1", "--quiet")
+    assert code == 0, text
+    assert out.stat().st_size > 100
+
+
+@pytest.mark.parametrize("args, message", [
+    (["", "-o", "{tmp}/a.mp4"], "prompt is empty"),
+    (["  ", "-o", "{tmp}/a.mp4"], "prompt is empty"),
+    (["x", "-o", "{tmp}/a.mp4", "--size", "huge"], "unknown size 'huge'"),
+    (["x", "-o", "{tmp}/a.mp4", "--fps", "0"], "fps must be between"),
+    (["x", "-o", "{tmp}/a.avi"], "unknown output format 'avi'"),
+    (["x", "-o", "{tmp}/a.mp4", "--format", "mov"], "unknown output format 'mov'"),
+    (["x", "-o", "{tmp}/a.mp4", "--seconds", "0"], "seconds must be > 0"),
+    (["x", "-o", "{tmp}/a.mp4", "--seconds", "-3"], "seconds must be > 0"),
+    (["x", "-o", "{tmp}/a.mp4", "--seconds", "99"], "seconds must be > 0 and <= 8"),
+    (["x", "-o", "/nonexistent/dir/a.mp4"], "does not exist"),
+    (["x", "-o", "{tmp}/a.mp4", "--seconds", "abc"], "abc"),
+])
+def test_bad_input_is_one_line_exit_2_and_no_file(run, tiny_model_dir, tmp_path, args, message):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    code, text = run("generate", *args, "--model", str(tiny_model_dir), "--quiet")
+    assert code == 2
+    assert text.strip().startswith("error:") and message in text and len(text.strip().splitlines()) == 1
+    assert os.listdir(tmp_path) == []
+
+
+def test_missing_and_corrupt_checkpoints(run, tmp_path, tiny_model_dir):
+    code, text = run("generate", "x", "-o", str(tmp_path / "a.mp4"), "--model", str(tmp_path / "none"))
+    assert code == 2 and "does not exist" in text
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in tiny_model_dir.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes()[: 200 if f.suffix == ".safetensors" else None])
+    code, text = run("generate", "x", "-o", str(tmp_path / "a.mp4"), "--model", str(broken))
+    assert code == 2 and "corrupt" in text and not (tmp_path / "a.mp4").exists()
+
+
+def test_unwritable_output(run, tiny_model_dir, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        code, text = run("generate", "x", "-o", str(locked / "a.mp4"), "--model", str(tiny_model_dir))
+        assert code == 2 and "not writable" in text
+    finally:
+        locked.chmod(0o700)
