@@ -173,5 +173,10 @@ def evaluate(model, per_set, steps, guidance, sampler, seed, json_path):
     click.echo(f"wrote {json_path}")
 
 
+from .service.cli import keys, serve  # noqa: E402
+
+main.add_command(serve)
+main.add_command(keys)
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,102 @@
+"""`reelforge serve` and `reelforge keys`: the same Settings, database and app the server uses."""
+from __future__ import annotations
+
+import re
+
+import click
+
+from ..cli import fail
+
+ROLES = ("member", "viewer")
+USER_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,100}")
+
+
+def _settings(**overrides):
+    from .config import ConfigError, Settings
+    try:
+        return Settings.from_env(**overrides)
+    except ConfigError as e:
+        fail(str(e))
+
+
+def _sessions():
+    from .db import make_engine, make_sessionmaker
+    return make_sessionmaker(make_engine(_settings().database_path))
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to bind [default: 127.0.0.1, or REELFORGE_HOST].")
+@click.option("--port", type=int, default=None, help="Port [default: 8000, or REELFORGE_PORT].")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Generation threads [default: 1, or REELFORGE_WORKERS].")
+@click.option("--model", "model_dir", default=None, type=click.Path(),
+              help="A model directory [default: the built-in model, or REELFORGE_MODEL_DIR].")
+def serve(host, port, workers, model_dir):
+    """Serve OpenAI's Videos API on http://127.0.0.1:8000/v1 (state in REELFORGE_HOME)."""
+    import logging
+    from pathlib import Path
+
+    import uvicorn
+
+    from ..pipeline import CheckpointError
+    from .app import create_app
+    from .config import ConfigError
+    settings = _settings(host=host, port=port, workers=workers, model_dir=Path(model_dir) if model_dir else None)
+    try:
+        app = create_app(settings)
+    except (CheckpointError, ConfigError) as e:
+        fail(str(e))
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    click.echo(f"ReelForge serving model {app.state.catalog.config.name!r} on http://{settings.host}:{settings.port}/v1 "
+               f"(state in {settings.home})", err=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+
+
+@click.group()
+def keys():
+    """Create, list and revoke API keys (every API call needs one)."""
+
+
+@keys.command("create")
+@click.option("--user", "user_name", required=True, help="The user the key belongs to (created if new).")
+@click.option("--role", type=click.Choice(ROLES), default=None,
+              help="Set the user's role: member generates, viewer only reads [default: member for a new user].")
+def keys_create(user_name, role):
+    """Make a key for USER and print it once; only its hash is stored."""
+    from . import crud
+    if not USER_NAME.fullmatch(user_name):
+        fail(f"user name {user_name!r} must be 1-100 letters, digits or _.@-")
+    with _sessions()() as session:
+        key, plaintext = crud.create_key(session, user_name, role)
+    click.echo(plaintext)
+    click.echo(f"key {key.id} for user {user_name!r}; it is shown only now, store it safely", err=True)
+
+
+@keys.command("list")
+def keys_list():
+    """Every key: id, shown prefix, user, role, created, last used, revoked."""
+    import datetime
+
+    from . import crud
+
+    def when(t):
+        return datetime.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M") if t else "-"
+
+    with _sessions()() as session:
+        rows = crud.list_keys(session)
+    click.echo(f"{'id':>4}  {'key':<13} {'user':<20} {'role':<8} {'created':<16}  {'last used':<16}  revoked")
+    for key, user in rows:
+        click.echo(f"{key.id:>4}  {key.prefix + '...':<13} {user.name:<20} {user.role:<8} {when(key.created_at):<16}"
+                   f"  {when(key.last_used_at):<16}  {when(key.revoked_at)}")
+
+
+@keys.command("revoke")
+@click.argument("key")
+def keys_revoke(key):
+    """Revoke KEY: its id from `keys list`, its shown prefix, or the whole key."""
+    from . import crud
+    with _sessions()() as session:
+        revoked = crud.revoke_key(session, key)
+    if revoked is None:
+        fail(f"no key {key!r}; give an id or prefix from `reelforge keys list`")
+    click.echo(f"revoked key {revoked.id} ({revoked.prefix}...)")

@@ -1,0 +1,50 @@
+"""One job, start to finish, with the engine: JobSpec -> video.mp4, thumbnail and sprite sheet.
+
+Shared by every worker implementation; it knows nothing of the database. `report(progress)` is
+called as work goes and returning False stops the work (the engine raises `Cancelled`).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ...flow.samplers import Cancelled
+from ...media.decode import read_video
+from ...media.encode import write_video
+from ...pipeline import Pipeline
+from ..storage import VARIANTS, Storage
+from .base import JobSpec
+
+DENOISE_SHARE = 90  # percent of progress for the denoising steps; encoding takes the rest
+
+
+def load_image(path) -> np.ndarray:
+    from PIL import Image
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))  # (H, W, 3) uint8
+
+
+def render(pipe: Pipeline, storage: Storage, video_id: str, spec: JobSpec,
+           report: Callable[[int], bool]) -> None:
+    """Generate and write the video's files; raises the engine's `Cancelled` when report says stop."""
+    steps = pipe.config.steps
+
+    def on_step(i: int, t: float, latents) -> bool:
+        return report(min(DENOISE_SHARE, DENOISE_SHARE * (i + 1) // steps))
+
+    image = load_image(storage.path(video_id, "reference.png")) if spec.reference else None
+    if spec.kind == "extension":
+        frames, fps, _ = read_video(storage.path(video_id, "source.mp4"))
+        video = pipe.extend(frames, fps, spec.prompt, seconds=spec.seconds, seed=spec.seed, on_step=on_step)
+    else:
+        if spec.kind == "edit":  # an edit keeps the source's opening frame and re-imagines the rest
+            image = read_video(storage.path(video_id, "source.mp4"))[0][0]
+        video = pipe(spec.prompt, seconds=spec.seconds, size=(spec.width, spec.height), seed=spec.seed,
+                     image=image, on_step=on_step)
+    if not report(DENOISE_SHARE):
+        raise Cancelled("cancelled before encoding")
+    storage.folder(video_id).mkdir(parents=True, exist_ok=True)
+    write_video(video.frames, storage.path(video_id, VARIANTS["video"][0]), video.fps, "mp4",
+                metadata=video.metadata)
+    storage.write_previews(video_id, video.frames)
