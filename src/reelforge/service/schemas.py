@@ -6,9 +6,9 @@ fields so a typo is a 400 naming it, not a silently ignored setting.
 """
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, field_validator
 
 from ..pipeline import MAX_PROMPT_CHARS
 from .db import Video
@@ -29,6 +29,18 @@ def _check_prompt(value: str) -> str:
     return value
 
 
+def _seconds_text(value):
+    """OpenAI sends seconds as a string ("4"); JSON clients often send 4. Both become "4"."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"seconds must be a string such as \"4\", got {value!r}")
+
+
+Seconds = Annotated[str, BeforeValidator(_seconds_text)]
+
+
 class VideoReference(_Request):
     """`{"id": "video_..."}`: a completed video of the caller's, instead of an uploaded file."""
     id: StrictStr
@@ -43,7 +55,7 @@ class ImageReference(_Request):
 class VideoCreate(_Request):
     prompt: StrictStr
     model: Optional[StrictStr] = None
-    seconds: Optional[Union[StrictStr, StrictInt]] = None
+    seconds: Optional[Seconds] = None
     size: Optional[StrictStr] = None
     input_reference: Optional[ImageReference] = None  # an uploaded file arrives beside, not in here
 
@@ -58,7 +70,7 @@ class VideoRemix(_Request):
 
 class VideoExtend(_Request):
     prompt: StrictStr
-    seconds: Union[StrictStr, StrictInt]
+    seconds: Seconds
     video: Optional[VideoReference] = None  # None: an uploaded file
 
     _prompt = field_validator("prompt")(_check_prompt)
