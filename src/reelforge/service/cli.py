@@ -5,10 +5,15 @@ import re
 
 import click
 
-from ..cli import fail
-
 ROLES = ("member", "viewer")
 USER_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,100}")
+
+
+def fail(message: str) -> None:
+    # Imported when called: reelforge.cli imports this module, and `python -m reelforge.cli` would
+    # otherwise import the two in a circle.
+    from ..cli import fail as cli_fail
+    cli_fail(message)
 
 
 def _settings(**overrides):
@@ -33,7 +38,7 @@ def _sessions():
               help="A model directory [default: the built-in model, or REELFORGE_MODEL_DIR].")
 def serve(host, port, workers, model_dir):
     """Serve OpenAI's Videos API on http://127.0.0.1:8000/v1 (state in REELFORGE_HOME)."""
-    import logging
+    import copy
     from pathlib import Path
 
     import uvicorn
@@ -46,10 +51,12 @@ def serve(host, port, workers, model_dir):
         app = create_app(settings)
     except (CheckpointError, ConfigError) as e:
         fail(str(e))
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # uvicorn's dictConfig replaces the root handlers, so our loggers join its configuration instead.
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["reelforge"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     click.echo(f"ReelForge serving model {app.state.catalog.config.name!r} on http://{settings.host}:{settings.port}/v1 "
                f"(state in {settings.home})", err=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", log_config=log_config)
 
 
 @click.group()

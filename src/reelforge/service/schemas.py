@@ -58,6 +58,7 @@ class VideoCreate(_Request):
     seconds: Optional[Seconds] = None
     size: Optional[StrictStr] = None
     input_reference: Optional[ImageReference] = None  # an uploaded file arrives beside, not in here
+    seed: Optional[Annotated[int, Field(strict=True, ge=0, lt=2**31)]] = None  # ours: the same seed, the same video
 
     _prompt = field_validator("prompt")(_check_prompt)
 

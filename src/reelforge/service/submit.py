@@ -88,7 +88,8 @@ def create(session: Session, storage: Storage, queue: JobQueue, catalog: Catalog
     size, seconds = catalog.size(request.size), catalog.seconds(request.seconds)
     image = _reference_image(request, body, settings)
     video_id = crud.new_video_id()
-    spec = JobSpec("create", request.prompt, _new_seed(), size.width, size.height, seconds.seconds,
+    seed = _new_seed() if request.seed is None else request.seed
+    spec = JobSpec("create", request.prompt, seed, size.width, size.height, seconds.seconds,
                    reference=image is not None)
     return _start(session, storage, queue, user, video_id, spec, kind="create", model=model, size=size,
                   seconds=seconds, reference=image)
