@@ -91,7 +91,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def make_engine(path: Path) -> Engine:
     path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30})
+    # Sync routes run in a 40-thread pool and each holds a connection: the pool must not be smaller.
+    engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30},
+                           pool_size=8, max_overflow=56)
     event.listen(engine, "connect", _sqlite_pragmas)
     Base.metadata.create_all(engine)
     return engine

@@ -50,7 +50,8 @@ QueueDep = Annotated[JobQueue, Depends(get_queue)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 
 
-def get_current_user(request: Request, session: SessionDep) -> User:
+def authenticate(session: Session, request: Request) -> User:
+    """The user whose key the request carries; 401 without a valid key, 403 for a disabled user."""
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if not header:
@@ -64,6 +65,10 @@ def get_current_user(request: Request, session: SessionDep) -> User:
     if user.disabled:
         raise forbidden(f"user {user.name!r} is disabled")
     return user
+
+
+def get_current_user(request: Request, session: SessionDep) -> User:
+    return authenticate(session, request)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

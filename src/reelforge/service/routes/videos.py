@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from .. import crud, submit
 from ..deps import (BodyDep, CatalogDep, Creator, CurrentUser, OwnedVideo, QueueDep, SessionDep, SettingsDep,
-                    StorageDep, Writer, owned_video)
+                    StorageDep, Writer, authenticate, owned_video)
 from ..errors import ApiError, invalid_param, not_ready
 from ..schemas import (ListParams, VideoCreate, VideoDeleted, VideoEdit, VideoExtend, VideoPublic, VideoRemix,
                        VideosPublic)
@@ -108,15 +108,24 @@ def edit_video(user: Creator, body: BodyDep, session: SessionDep, storage: Stora
 
 
 @router.get("/{video_id}/events")
-async def video_events(video: OwnedVideo, user: CurrentUser, request: Request):
+async def video_events(video_id: str, request: Request):
     """`data:` lines with the video object whenever its status or progress changes, until it ends.
 
-    Reads the database, not the worker, so it works the same whoever runs the job."""
+    Reads the database, not the worker, so it works the same whoever runs the job. Holds no
+    database session between reads (a stream can last minutes)."""
     sessions = request.app.state.sessions
+
+    def check():
+        with sessions() as session:
+            user = authenticate(session, request)
+            owned_video(session, user, video_id)
+            return user
+
+    user = await run_in_threadpool(check)
 
     def read():
         with sessions() as session:
-            row = crud.get_video(session, user, video.id)
+            row = crud.get_video(session, user, video_id)
             return None if row is None else VideoPublic.of(row)
 
     async def stream():
@@ -124,7 +133,7 @@ async def video_events(video: OwnedVideo, user: CurrentUser, request: Request):
         while not await request.is_disconnected():
             current = await run_in_threadpool(read)
             if current is None:
-                yield f"event: deleted\ndata: {json.dumps({'id': video.id})}\n\n"
+                yield f"event: deleted\ndata: {json.dumps({'id': video_id})}\n\n"
                 return
             state = (current.status, current.progress)
             if state != last:
