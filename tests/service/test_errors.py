@@ -93,6 +93,8 @@ def test_malformed_bodies_are_400(live, key, body, content_type, code):
     ({"prompt": PROMPT, "seconds": "nan"}, "seconds", None),
     ({"prompt": PROMPT, "seconds": 4.5}, "seconds", None),
     ({"prompt": PROMPT, "model": "sora-3"}, "model", None),
+    ({"prompt": PROMPT, "seed": -1}, "seed", None),
+    ({"prompt": PROMPT, "seed": "7"}, "seed", None),
     ({"prompt": PROMPT, "input_reference": {"image_url": "https://example.com/a.png"}}, "input_reference", None),
     ({"prompt": PROMPT, "input_reference": {"image_url": "data:image/png;base64,@@@"}}, "input_reference", None),
     ({"prompt": PROMPT, "input_reference": {"file_id": "file_123"}}, "input_reference", None),

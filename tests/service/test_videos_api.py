@@ -175,3 +175,16 @@ def test_progress_streams_as_server_sent_events(live, client):
     progress = [e["progress"] for e in events]
     assert events[-1]["status"] == "completed" and progress == sorted(progress) and progress[-1] == 100
     assert np.all([e["id"] == video.id for e in events])
+
+
+def test_the_same_seed_gives_the_same_video(live, tmp_path):
+    auth = {"Authorization": f"Bearer {live.key('seeder')}"}
+    client = live.client(auth["Authorization"][7:])
+    ids = [httpx.post(f"{live.url}/v1/videos", headers=auth,
+                      json={"prompt": PROMPT, "seconds": 1, "seed": 7}).json()["id"] for _ in range(2)]
+    frames = []
+    for video_id in ids:
+        assert client.videos.poll(video_id, poll_interval_ms=50).status == "completed"
+        client.videos.download_content(video_id).write_to_file(tmp_path / f"{video_id}.mp4")
+        frames.append(read_video(tmp_path / f"{video_id}.mp4")[0])
+    assert np.array_equal(frames[0], frames[1])
