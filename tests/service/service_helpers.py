@@ -57,7 +57,7 @@ class GatedPipeline:
 
         from reelforge.flow.samplers import Cancelled
         from reelforge.pipeline import VideoOutput
-        for i in range(self.config.steps):
+        for i in range(self.config.steps if on_step is not None else 0):  # no hook: the worker's warm-up
             self.started.set()
             while not self.gate.wait(0.02):
                 if on_step(i, 1.0, None) is False:

@@ -82,7 +82,6 @@ class Job(Base):
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block on the worker's writes
     cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
@@ -91,10 +90,13 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def make_engine(path: Path) -> Engine:
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Sync routes run in a 40-thread pool and each holds a connection: the pool must not be smaller.
+    # Sync routes run in a 40-thread pool, each holding a connection. Connections are kept, not
+    # reopened per request: opening one under load cost 200 ms at p99 (measured, service_load.py).
     engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30},
-                           pool_size=8, max_overflow=56)
+                           pool_size=64, max_overflow=0)
     event.listen(engine, "connect", _sqlite_pragmas)
+    with engine.connect() as connection:  # WAL is a property of the file: set once, readers never wait on writes
+        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
     Base.metadata.create_all(engine)
     return engine
 

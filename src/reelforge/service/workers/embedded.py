@@ -12,8 +12,10 @@ import logging
 import os
 import secrets
 import socket
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Callable
 
 from sqlalchemy.orm import sessionmaker
@@ -24,7 +26,7 @@ from .. import crud
 from ..config import Settings
 from ..storage import Storage
 from .base import JobQueue, JobSpec
-from .render import render
+from .render import render, render_files
 
 log = logging.getLogger("reelforge.worker")
 
@@ -41,6 +43,15 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def warm_up(pipe: Pipeline) -> None:
+    """One throwaway one-step clip, encoded: the first real job would otherwise pay for lazy
+    imports and codec set-up, some of which hold the GIL and stall every request for ~200 ms."""
+    with tempfile.TemporaryDirectory() as tmp:
+        video = pipe("warm up", seconds=1.0, steps=1, seed=0)
+        storage = Storage(Path(tmp))
+        render_files(storage, "warm_up", video)
 
 
 class EmbeddedWorkerPool(JobQueue):
@@ -106,6 +117,11 @@ class EmbeddedWorkerPool(JobQueue):
         except (CheckpointError, OSError) as e:
             pipe, load_error = None, str(e)
             log.error("worker %d cannot load the model: %s", index, e)
+        if pipe is not None:
+            try:
+                warm_up(pipe)
+            except Exception:  # only a missed optimisation; the first job will report real trouble
+                log.warning("worker %d: warm-up failed", index, exc_info=True)
         next_housekeeping = 0.0
         while not self._stopping.is_set():
             if index == 0 and time.monotonic() >= next_housekeeping:

@@ -12,7 +12,7 @@ import numpy as np
 from ...flow.samplers import Cancelled
 from ...media.decode import read_video
 from ...media.encode import write_video
-from ...pipeline import Pipeline
+from ...pipeline import Pipeline, VideoOutput
 from ..storage import VARIANTS, Storage
 from .base import JobSpec
 
@@ -44,6 +44,11 @@ def render(pipe: Pipeline, storage: Storage, video_id: str, spec: JobSpec,
                      image=image, on_step=on_step)
     if not report(DENOISE_SHARE):
         raise Cancelled("cancelled before encoding")
+    render_files(storage, video_id, video)
+
+
+def render_files(storage: Storage, video_id: str, video: VideoOutput) -> None:
+    """The MP4, thumbnail and sprite sheet of a finished video."""
     storage.folder(video_id).mkdir(parents=True, exist_ok=True)
     write_video(video.frames, storage.path(video_id, VARIANTS["video"][0]), video.fps, "mp4",
                 metadata=video.metadata)
