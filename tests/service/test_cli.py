@@ -49,6 +49,14 @@ def test_user_errors_are_one_line_and_exit_2(runner, args, message):
     assert result.stderr.startswith("error: ") and message in result.stderr and "Traceback" not in result.stderr
 
 
+def test_an_unusable_home_is_one_line(runner, monkeypatch, tmp_path, tiny_model_dir):
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("REELFORGE_HOME", str(tmp_path / "file" / "home"))
+    for args in (["keys", "list"], ["serve", "--model", str(tiny_model_dir)]):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 2 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+
+
 def test_bad_settings_are_reported(runner, monkeypatch, tiny_model_dir):
     monkeypatch.setenv("REELFORGE_WORKERS", "many")
     result = runner.invoke(main, ["serve", "--model", str(tiny_model_dir)])

@@ -25,8 +25,14 @@ def _settings(**overrides):
 
 
 def _sessions():
+    from sqlalchemy.exc import OperationalError
+
     from .db import make_engine, make_sessionmaker
-    return make_sessionmaker(make_engine(_settings().database_path))
+    path = _settings().database_path
+    try:
+        return make_sessionmaker(make_engine(path))
+    except (OSError, OperationalError) as e:
+        fail(f"cannot open the database {str(path)!r} (set REELFORGE_HOME): {str(e).splitlines()[0]}")
 
 
 @click.command()
@@ -42,6 +48,7 @@ def serve(host, port, workers, model_dir):
     from pathlib import Path
 
     import uvicorn
+    from sqlalchemy.exc import OperationalError
 
     from ..pipeline import CheckpointError
     from .app import create_app
@@ -51,6 +58,8 @@ def serve(host, port, workers, model_dir):
         app = create_app(settings)
     except (CheckpointError, ConfigError) as e:
         fail(str(e))
+    except (OSError, OperationalError) as e:
+        fail(f"cannot use REELFORGE_HOME {str(settings.home)!r}: {str(e).splitlines()[0]}")
     # uvicorn's dictConfig replaces the root handlers, so our loggers join its configuration instead.
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     log_config["loggers"]["reelforge"] = {"handlers": ["default"], "level": "INFO", "propagate": False}

@@ -124,22 +124,29 @@ class EmbeddedWorkerPool(JobQueue):
                 log.warning("worker %d: warm-up failed", index, exc_info=True)
         next_housekeeping = 0.0
         while not self._stopping.is_set():
-            if index == 0 and time.monotonic() >= next_housekeeping:
-                self._housekeeping()
-                next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+            try:
+                if index == 0 and time.monotonic() >= next_housekeeping:
+                    next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+                    self._housekeeping()
+                self._take_one(pipe, load_error, worker_id)
+            except Exception:  # a database hiccup must not end the thread: its lease protects the job
+                log.exception("worker %d: error outside a job; retrying", index)
+                self._stopping.wait(POLL_SECONDS)
+
+    def _take_one(self, pipe: Pipeline | None, load_error: str | None, worker_id: str) -> None:
+        with self.sessions() as session:
+            crud.fail_exhausted(session, time.time(), self.settings.max_attempts)
+            claimed = crud.claim_job(session, worker_id, self.settings.lease_seconds)
+        if claimed is None:
+            self._wake.wait(POLL_SECONDS)
+            self._wake.clear()
+            return
+        video_id, spec = claimed
+        if pipe is None:
             with self.sessions() as session:
-                crud.fail_exhausted(session, time.time(), self.settings.max_attempts)
-                claimed = crud.claim_job(session, worker_id, self.settings.lease_seconds)
-            if claimed is None:
-                self._wake.wait(POLL_SECONDS)
-                self._wake.clear()
-                continue
-            video_id, spec = claimed
-            if pipe is None:
-                with self.sessions() as session:
-                    crud.fail_job(session, video_id, worker_id, "model_unavailable", load_error)
-                continue
-            self._execute(pipe, worker_id, video_id, spec)
+                crud.fail_job(session, video_id, worker_id, "model_unavailable", load_error)
+            return
+        self._execute(pipe, worker_id, video_id, spec)
 
     def _execute(self, pipe: Pipeline, worker_id: str, video_id: str, spec: JobSpec) -> None:
         cancel = self._cancels.setdefault(video_id, threading.Event())
