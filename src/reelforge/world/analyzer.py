@@ -249,7 +249,7 @@ def analyze(frames: np.ndarray, fps: float = 8.0, max_objects: int = 2) -> ClipA
         # Every object pixel goes to the nearest chosen colour, so blurred edges stay with their object.
         owner = np.array(chosen)[color_dist[..., chosen].argmin(-1)]
         for ci in chosen:
-            objects.append(_analyze_object(COLOR_NAMES[ci], object_mask & (owner == ci), nearest, fps, unit, h, w))
+            objects.append(_analyze_object(COLOR_NAMES[ci], object_mask & (owner == ci), nearest, bg_dist, fps, unit, h, w))
     objects.sort(key=lambda o: -o.area)
     return ClipAnalysis(background=background, camera=camera, objects=objects)
 
@@ -262,7 +262,17 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
     return labels == (np.bincount(labels.ravel())[1:].argmax() + 1)
 
 
-def _analyze_object(color: str, masks: np.ndarray, nearest: np.ndarray, fps: float, unit: int,
+def _sharp_mask(mask: np.ndarray, bg_dist: np.ndarray) -> np.ndarray:
+    """The object's pixels at least half as far from the background as its core: the outline a
+    person sees, without the soft halo that blur or lossy encoding adds around it."""
+    if mask.sum() < 12:
+        return mask
+    core = np.percentile(bg_dist[mask], 90)
+    sharp = mask & (bg_dist > 0.5 * core)
+    return sharp if sharp.sum() >= 12 else mask
+
+
+def _analyze_object(color: str, masks: np.ndarray, nearest: np.ndarray, bg_dist: np.ndarray, fps: float, unit: int,
                     h: int, w: int) -> ObjectAnalysis:
     t = len(masks)
     frame_colors, frame_shapes, seen = [], [], []
@@ -276,7 +286,7 @@ def _analyze_object(color: str, masks: np.ndarray, nearest: np.ndarray, fps: flo
             continue
         votes = np.bincount(nearest[i][mask], minlength=len(COLOR_NAMES))
         frame_colors.append(COLOR_NAMES[int(votes.argmax())])
-        frame_shapes.append(classify_shape(mask))
+        frame_shapes.append(classify_shape(_largest_component(_sharp_mask(mask, bg_dist[i]))))
         ys, xs = np.nonzero(mask)
         seen.append(i / fps)
         cys.append((ys.mean() + 0.5) / unit - h / (2 * unit))
