@@ -27,7 +27,7 @@ from .training.checkpoint import load_weights
 BUILTIN_DIR = Path(__file__).parent / "weights" / "builtin"
 MIN_SIDE, MAX_SIDE = 32, 1920
 MIN_FPS, MAX_FPS = 1, 60
-MAX_PROMPT_CHARS = 2000
+MAX_PROMPT_CHARS = 32_000  # OpenAI's limit; the text encoder reads the first 48 tokens
 
 
 class InputError(ValueError):
