@@ -1,6 +1,7 @@
 """Read video files back into frames with PyAV."""
 from __future__ import annotations
 
+import io
 import os
 
 import av
@@ -19,19 +20,10 @@ def read_video(path: str | os.PathLike) -> tuple[np.ndarray, float, dict[str, st
 
 def h264_roundtrip(frames: np.ndarray, fps: float = 8.0, crf: int = 23) -> np.ndarray:
     """Encode to H.264 yuv420p in memory and decode again: what a viewer's file really holds."""
-    import io
-    from fractions import Fraction
+    from .encode import even_frames, write_av
     buffer = io.BytesIO()
     h, w = frames.shape[1:3]
-    padded = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height = padded.shape[2], padded.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf)}
-        for frame in padded:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
+    write_av(even_frames(frames), buffer, fps, "mp4", {}, crf)
     buffer.seek(0)
     with av.open(buffer) as container:
         decoded = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])

@@ -16,14 +16,15 @@ class OutputError(ValueError):
     """An output path or format that cannot be written."""
 
 
-def _even(frames: np.ndarray) -> np.ndarray:
+def even_frames(frames: np.ndarray) -> np.ndarray:
     """yuv420p needs even sizes: pad by edge replication (never crop what the user asked for)."""
     t, h, w, _ = frames.shape
     return np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
-def _write_av(frames: np.ndarray, path: str, fps: float, fmt: str, metadata: dict[str, str],
-              crf: int, pix_fmt: str) -> None:
+def write_av(frames: np.ndarray, path, fps: float, fmt: str, metadata: dict[str, str],
+             crf: int, pix_fmt: str = "yuv420p") -> None:
+    """Encode frames to MP4 (H.264) or WebM (VP9) at `path`, a file name or a binary file object."""
     codec = {"mp4": "libx264", "webm": "libvpx-vp9"}[fmt]
     with av.open(path, mode="w", format=fmt) as container:
         for key, value in metadata.items():
@@ -82,8 +83,7 @@ def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float, fmt: st
     os.close(fd)
     try:
         if fmt in ("mp4", "webm"):
-            pix = "yuv420p"
-            _write_av(_even(frames) if fmt == "mp4" else frames, tmp, fps, fmt, metadata, crf, pix)
+            write_av(even_frames(frames) if fmt == "mp4" else frames, tmp, fps, fmt, metadata, crf)
         elif fmt == "gif":
             _write_gif(frames, tmp, fps)
         else:

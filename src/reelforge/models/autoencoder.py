@@ -13,31 +13,22 @@ a CPU), temporal work with causal 3D convolutions at the latent resolution.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import JsonConfig
+
 
 @dataclass(frozen=True)
-class AutoencoderConfig:
+class AutoencoderConfig(JsonConfig):
     latent_channels: int = 8  # 4x4x4 pixels x 3 colours -> 8 numbers: 24x compression
     enc_channels: tuple[int, int] = (64, 96)  # the encoder runs once per training clip: keep it light
     dec_channels: tuple[int, int] = (96, 128)  # the decoder draws every output frame: a little wider
     time_down: int = 4
     space_down: int = 4  # pixel-unshuffle by 4
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "AutoencoderConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown autoencoder config keys: {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 class ResBlock2d(nn.Module):

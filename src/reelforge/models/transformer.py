@@ -8,17 +8,18 @@ Rotary positions are integer grid indices, so the same weights run at any length
 """
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import JsonConfig
+
 
 @dataclass(frozen=True)
-class TransformerConfig:
+class TransformerConfig(JsonConfig):
     in_channels: int = 8  # the autoencoder's latent channels
     patch: tuple[int, int, int] = (1, 4, 4)  # (t, h, w): 64x64x33 video -> 9x16x16 latents -> 9x4x4 = 144 tokens
     dim: int = 256  # ~7M parameters at depth 6: what a few CPU-hours can train
@@ -27,16 +28,6 @@ class TransformerConfig:
     mlp_ratio: float = 4.0
     text_dim: int = 384  # MiniLM's hidden size
     rope_split: tuple[int, int, int] = (16, 24, 24)  # head-dim channels for t, h, w (sum = dim / heads)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TransformerConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown transformer config keys: {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
