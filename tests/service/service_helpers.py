@@ -24,7 +24,7 @@ class Live:
     def key(self, user: str = "alice", role: str | None = None) -> str:
         from reelforge.service import crud
         with self.app.state.sessions() as session:
-            return crud.create_key(session, user, role)[1]
+            return crud.create_key(session, user, role, actor="test")[1]
 
     def client(self, key: str | None = None, **kwargs):
         import openai
@@ -51,6 +51,7 @@ class GatedPipeline:
     def __init__(self, config, gate: threading.Event):
         self.config, self.gate = config, gate
         self.started = threading.Event()
+        self.cancelled = threading.Event()  # set when the worker told a job to stop
 
     def __call__(self, prompt, seconds=4.0, size=None, seed=None, image=None, on_step=None, **_):
         import numpy as np
@@ -61,8 +62,10 @@ class GatedPipeline:
             self.started.set()
             while not self.gate.wait(0.02):
                 if on_step(i, 1.0, None) is False:
+                    self.cancelled.set()
                     raise Cancelled("cancelled")
             if on_step(i, 1.0, None) is False:
+                self.cancelled.set()
                 raise Cancelled("cancelled")
         width, height = size or self.config.buckets[0]
         frames = np.full((max(1, round(seconds * self.config.fps)), height, width, 3), 90, np.uint8)
@@ -94,3 +97,73 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.02):
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting")
         time.sleep(interval)
+
+
+def start_gated(home: Path, model_dir: Path, **overrides) -> Gated:
+    """A server with one worker on a GatedPipeline; its gate starts closed."""
+    from reelforge.service.app import create_app
+    from reelforge.service.config import Settings
+
+    settings = Settings(home=home, model_dir=model_dir, poll_after_ms=20, **overrides)
+    app = create_app(settings, load_pipeline=lambda: pipe)
+    pipe = GatedPipeline(app.state.catalog.config, threading.Event())
+    port = free_port()
+    server, thread = start_server(app, port)
+    return Gated(f"http://127.0.0.1:{port}", settings, app, pipe, server, thread)
+
+
+class Api:
+    """Plain HTTP calls with one key (or none), for our own endpoints the SDK does not know."""
+
+    def __init__(self, url: str, key: str | None = None):
+        self.url, self.key = url, key
+
+    def call(self, method: str, path: str, **kwargs):
+        import httpx
+        headers = kwargs.pop("headers", {})
+        if self.key:
+            headers["Authorization"] = f"Bearer {self.key}"
+        return httpx.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+
+    def get(self, path: str, **kwargs):
+        return self.call("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs):
+        return self.call("POST", path, **kwargs)
+
+    def patch(self, path: str, **kwargs):
+        return self.call("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs):
+        return self.call("DELETE", path, **kwargs)
+
+    def ok(self, method: str, path: str, **kwargs) -> dict:
+        response = self.call(method, path, **kwargs)
+        assert response.status_code == 200, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json()
+
+
+def expect_error(response, status: int, code: str | None = None, param: str | None = None) -> dict:
+    """The response is an error in OpenAI's shape with this status (and code, param)."""
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["message"], error
+    if code is not None:
+        assert error["code"] == code, error
+    if param is not None:
+        assert error["param"] == param, error
+    return error
+
+
+def add_user(admin: Api, name: str, role: str, publisher: bool = False) -> Api:
+    """A user made through the admin API, and a client holding a key of theirs."""
+    admin.ok("POST", "/v1/admin/users", json={"name": name, "role": role, "publisher": publisher})
+    return Api(admin.url, admin.ok("POST", f"/v1/admin/users/{name}/keys")["key"])
+
+
+def make_video(api: Api, prompt: str = "a red ball rolls left on a blue background", wait: bool = True) -> str:
+    """A one-second video's id, completed when `wait` (the server's gate must be open)."""
+    video = api.ok("POST", "/v1/videos", json={"prompt": prompt, "seconds": "1"})
+    if wait:
+        wait_for(lambda: api.ok("GET", f"/v1/videos/{video['id']}")["status"] == "completed")
+    return video["id"]

@@ -24,6 +24,7 @@ def sessions(tmp_path):
 
 
 def add_job(session, user_name="u") -> str:
+    crud.create_key(session, user_name)  # a job is only accepted from a user holding a live key
     user = crud.get_or_create_user(session, user_name)
     video_id = crud.new_video_id()
     spec = JobSpec("create", "a red ball", 1, 64, 64, 1.0)

@@ -19,7 +19,7 @@ from .catalog import Catalog
 from .config import Settings
 from .db import make_engine, make_sessionmaker
 from .errors import ApiError
-from .routes import models, videos
+from .routes import admin, models, publication, reports, reviews, videos
 from .storage import Storage
 from .workers.base import JobQueue
 from .workers.embedded import EmbeddedWorkerPool
@@ -87,8 +87,12 @@ def create_app(settings: Settings | None = None, load_pipeline: Callable[[], Pip
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _server_error)
+    app.include_router(publication.router)  # before videos: /v1/videos/{id}/publication is more specific
     app.include_router(videos.router)
     app.include_router(models.router)
+    app.include_router(reviews.router)
+    app.include_router(reports.router)
+    app.include_router(admin.router)
 
     @app.get("/health", include_in_schema=False)
     def health():

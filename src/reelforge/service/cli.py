@@ -1,12 +1,13 @@
-"""`reelforge serve` and `reelforge keys`: the same Settings, database and app the server uses."""
+"""`reelforge serve` and `reelforge keys`: the same Settings, database and app the server uses.
+(`users`, `audit`, `reports` and `policy` are in governance_cli.py.)"""
 from __future__ import annotations
 
-import re
+import getpass
+from contextlib import contextmanager
 
 import click
 
-ROLES = ("member", "viewer")
-USER_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,100}")
+from .rights import ROLES
 
 
 def fail(message: str) -> None:
@@ -24,7 +25,8 @@ def _settings(**overrides):
         fail(str(e))
 
 
-def _sessions():
+def sessions():
+    """The server's database (created or upgraded first), as the server itself opens it."""
     from sqlalchemy.exc import OperationalError
 
     from .db import make_engine, make_sessionmaker
@@ -33,6 +35,24 @@ def _sessions():
         return make_sessionmaker(make_engine(path))
     except (OSError, OperationalError) as e:
         fail(f"cannot open the database {str(path)!r} (set REELFORGE_HOME): {str(e).splitlines()[0]}")
+
+
+def actor() -> str:
+    """Who the audit log names for a command run on the server's machine."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        return "cli"
+
+
+@contextmanager
+def one_line_errors():
+    """The API's errors (the same functions raise them) as `error: ...` and exit status 2."""
+    from .errors import ApiError
+    try:
+        yield
+    except ApiError as e:
+        fail(e.message)
 
 
 @click.command()
@@ -76,14 +96,14 @@ def keys():
 @keys.command("create")
 @click.option("--user", "user_name", required=True, help="The user the key belongs to (created if new).")
 @click.option("--role", type=click.Choice(ROLES), default=None,
-              help="Set the user's role: member generates, viewer only reads [default: member for a new user].")
+              help="Set the user's role (see `reelforge users --help`) [default: creator for a new user].")
 def keys_create(user_name, role):
     """Make a key for USER and print it once; only its hash is stored."""
-    from . import crud
-    if not USER_NAME.fullmatch(user_name):
-        fail(f"user name {user_name!r} must be 1-100 letters, digits or _.@-")
-    with _sessions()() as session:
-        key, plaintext = crud.create_key(session, user_name, role)
+    from . import accounts, crud
+    with one_line_errors():
+        accounts.check_name(user_name)
+    with sessions()() as session:
+        key, plaintext = crud.create_key(session, user_name, role, actor=actor())
     click.echo(plaintext)
     click.echo(f"key {key.id} for user {user_name!r}; it is shown only now, store it safely", err=True)
 
@@ -98,7 +118,7 @@ def keys_list():
     def when(t):
         return datetime.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M") if t else "-"
 
-    with _sessions()() as session:
+    with sessions()() as session:
         rows = crud.list_keys(session)
     click.echo(f"{'id':>4}  {'key':<13} {'user':<20} {'role':<8} {'created':<16}  {'last used':<16}  revoked")
     for key, user in rows:
@@ -107,12 +127,23 @@ def keys_list():
 
 
 @keys.command("revoke")
-@click.argument("key")
-def keys_revoke(key):
-    """Revoke KEY: its id from `keys list`, its shown prefix, or the whole key."""
-    from . import crud
-    with _sessions()() as session:
-        revoked = crud.revoke_key(session, key)
+@click.argument("key", required=False)
+@click.option("--all", "everything", is_flag=True,
+              help="The kill switch: revoke every key at once and cancel every queued or running job.")
+@click.option("--reason", default=None, help="Recorded in the audit log with --all.")
+def keys_revoke(key, everything, reason):
+    """Revoke KEY (its id from `reelforge keys list`, its shown prefix, or the whole key), or --all."""
+    from . import accounts, crud
+    if everything == (key is not None):
+        fail("give one KEY to revoke, or --all to revoke every key")
+    if everything:
+        with sessions()() as session, one_line_errors():
+            revoked, cancelled = accounts.revoke_all_keys(session, actor(), reason)
+        click.echo(f"revoked {revoked} keys and cancelled {len(cancelled)} jobs; make new keys with "
+                   "`reelforge keys create --user NAME`")
+        return
+    with sessions()() as session:
+        revoked = crud.revoke_key(session, key, actor=actor())
     if revoked is None:
         fail(f"no key {key!r}; give an id or prefix from `reelforge keys list`")
     click.echo(f"revoked key {revoked.id} ({revoked.prefix}...)")

@@ -67,6 +67,8 @@ class Settings:
     max_image_pixels: int = 4096 * 4096  # decoding a bigger image costs more than the video it seeds
     max_active_jobs: int = 32  # queued + in progress per user; more is a 429 (quota)
     create_per_minute: int = 120  # new jobs per user per minute; more is a 429 (rate)
+    videos_per_day: int = 0  # new jobs per user in 24 hours; 0: no limit (a user's own limit wins)
+    seconds_per_day: int = 0  # rendered seconds per user in 24 hours; 0: no limit
     poll_after_ms: int = 1000  # the `openai-poll-after-ms` hint the SDK's poll() honours
     retention_hours: int = 0  # 0: keep files until deleted; otherwise `expires_at` and a purge
     lease_seconds: int = 60  # a running job whose worker is silent this long is taken over
@@ -89,6 +91,8 @@ class Settings:
             max_upload_bytes=_int(env, "REELFORGE_MAX_UPLOAD_BYTES", cls.max_upload_bytes, minimum=1),
             max_active_jobs=_int(env, "REELFORGE_MAX_ACTIVE_JOBS", cls.max_active_jobs, minimum=1),
             create_per_minute=_int(env, "REELFORGE_CREATE_PER_MINUTE", cls.create_per_minute, minimum=1),
+            videos_per_day=_int(env, "REELFORGE_VIDEOS_PER_DAY", cls.videos_per_day),
+            seconds_per_day=_int(env, "REELFORGE_SECONDS_PER_DAY", cls.seconds_per_day),
             poll_after_ms=_int(env, "REELFORGE_POLL_AFTER_MS", cls.poll_after_ms, minimum=10),
             retention_hours=_int(env, "REELFORGE_RETENTION_HOURS", cls.retention_hours),
             lease_seconds=_int(env, "REELFORGE_LEASE_SECONDS", cls.lease_seconds, minimum=5),

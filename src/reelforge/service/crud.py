@@ -1,4 +1,5 @@
-"""All data access: users and keys, videos, and the job queue's state changes.
+"""Data access for users and keys, videos, and the job queue's state changes. (Governance keeps its
+own in accounts, publication, reports, policy, quotas and audit, each beside its rules.)
 
 Job state changes are single conditional UPDATEs (`WHERE state = ... AND worker_id = ...`) so two
 workers, a worker and a DELETE, or a worker and a restarted server can never both win: the loser
@@ -12,8 +13,11 @@ import time
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from . import audit
 from .catalog import RenderSeconds, RenderSize
-from .db import ApiKey, Job, User, Video
+from .db import ApiKey, Job, Usage, User, Video
+from .errors import unauthorized
+from .rights import DEFAULT_ROLE, check_role
 from .security import generate_key, hash_key, shown_prefix
 from .workers.base import ACTIVE_STATES, VIDEO_STATUS, JobSpec, can_move
 
@@ -30,40 +34,55 @@ def new_video_id() -> str:
 
 # Users and keys ---------------------------------------------------------------------------------
 
-def get_or_create_user(session: Session, name: str, role: str | None = None) -> User:
+def get_or_create_user(session: Session, name: str, role: str | None = None, actor: str = "system") -> User:
+    """The user called `name`, made with `role` (default creator) if new, or given `role` if named.
+    Raises UnknownRole for a role not in the rights table."""
+    if role is not None:
+        check_role(role)
     user = session.scalar(select(User).where(User.name == name))
     if user is None:
-        user = User(name=name, role=role or "member", created_at=now())
+        user = User(name=name, role=role or DEFAULT_ROLE, created_at=now())
         session.add(user)
-    elif role is not None:
+        audit.record(session, actor, "user.created", name, role=user.role)
+    elif role is not None and role != user.role:
+        audit.record(session, actor, "user.role_changed", name, old=user.role, new=role)
         user.role = role
     session.flush()
     return user
 
 
-def create_key(session: Session, user_name: str, role: str | None = None) -> tuple[ApiKey, str]:
+def create_key(session: Session, user_name: str, role: str | None = None, actor: str = "system") -> tuple[ApiKey, str]:
     """A new key for the user (created if new); the plaintext is returned once and never stored."""
-    user = get_or_create_user(session, user_name, role)
+    user = get_or_create_user(session, user_name, role, actor)
     plaintext = generate_key()
     key = ApiKey(user_id=user.id, prefix=shown_prefix(plaintext), hash=hash_key(plaintext), created_at=now())
     session.add(key)
+    session.flush()
+    audit.record(session, actor, "key.created", user_name, key_id=key.id, prefix=key.prefix)
     session.commit()
     return key, plaintext
 
 
 def list_keys(session: Session) -> list[tuple[ApiKey, User]]:
-    return list(session.execute(select(ApiKey, User).join(User).order_by(ApiKey.id)).tuples())
+    return list(session.execute(select(ApiKey, User).join(User).order_by(ApiKey.id)).all())
 
 
-def revoke_key(session: Session, key_ref: str) -> ApiKey | None:
-    """Revoke by id (as `keys list` shows it) or by the key's shown prefix or the whole key."""
+def find_key(session: Session, key_ref: str) -> ApiKey | None:
+    """A key by id (as `keys list` shows it), by its shown prefix, or by the whole key."""
     if key_ref.isdigit():
-        key = session.get(ApiKey, int(key_ref))
-    else:
-        key = session.scalar(select(ApiKey).where(or_(ApiKey.hash == hash_key(key_ref), ApiKey.prefix == key_ref)))
+        return session.get(ApiKey, int(key_ref))
+    return session.scalar(select(ApiKey).where(or_(ApiKey.hash == hash_key(key_ref), ApiKey.prefix == key_ref)))
+
+
+def revoke_key(session: Session, key_ref: str, actor: str = "system") -> ApiKey | None:
+    """Revoke by id, shown prefix or the whole key; None when there is no such key."""
+    key = find_key(session, key_ref)
     if key is None:
         return None
-    key.revoked_at = key.revoked_at or now()
+    if key.revoked_at is None:
+        key.revoked_at = now()
+        audit.record(session, actor, "key.revoked", session.get(User, key.user_id).name, key_id=key.id,
+                     prefix=key.prefix)
     session.commit()
     return key
 
@@ -92,15 +111,32 @@ def create_video(session: Session, user: User, video_id: str, *, kind: str, mode
                   remixed_from_video_id=remixed_from, kind=kind, source_video_id=source_video_id,
                   render_width=size.width, render_height=size.height, render_seconds=seconds.seconds, seed=seed)
     session.add(video)
-    session.flush()  # the job's foreign key needs the video row first
+    session.flush()  # the job's foreign key needs the video row first; this also takes the write lock
+    _still_allowed(session, user)
     session.add(Job(id=video_id, state="queued", spec=spec.to_json(), created_at=time.time()))
+    session.add(Usage(user_id=user.id, video_id=video_id, created_at=video.created_at, seconds=spec.seconds))
     session.commit()
     return video
+
+
+def _still_allowed(session: Session, user: User) -> None:
+    """Checked under the write lock: a suspension or a revocation that committed after this request
+    was authenticated still stops it, so no job starts after the kill switch has answered."""
+    suspended = session.scalar(select(User.suspended_at).where(User.id == user.id))
+    live_key = session.scalar(select(ApiKey.id).where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None)).limit(1))
+    if suspended is not None or live_key is None:
+        session.rollback()
+        raise unauthorized(f"user {user.name!r} was suspended or lost their keys while this request ran")
 
 
 def get_video(session: Session, user: User, video_id: str) -> Video | None:
     """Another user's video is reported as missing, not forbidden: ids do not leak."""
     return session.scalar(select(Video).where(Video.id == video_id, Video.user_id == user.id))
+
+
+def find_video(session: Session, video_id: str) -> Video | None:
+    """Any user's video: for reviewers, admins and public links, never for an owner's routes."""
+    return session.scalar(select(Video).where(Video.id == video_id))
 
 
 def list_videos(session: Session, user: User, after_seq: int | None, limit: int,
@@ -122,12 +158,6 @@ def active_count(session: Session, user: User) -> int:
         Video.user_id == user.id, Video.status.in_(("queued", "in_progress")))) or 0
 
 
-def created_since(session: Session, user: User, since: int) -> list[int]:
-    """Creation times of the user's videos since `since`, oldest first (the rate window)."""
-    return list(session.scalars(select(Video.created_at).where(
-        Video.user_id == user.id, Video.created_at >= since).order_by(Video.created_at)))
-
-
 def cancel_video(session: Session, video: Video) -> bool:
     """Queued or running -> cancelled (the video reads failed, code `cancelled`); False if finished."""
     changed = _move(session, video.id, ACTIVE_STATES, "cancelled", worker_id=None,
@@ -136,11 +166,30 @@ def cancel_video(session: Session, video: Video) -> bool:
     return changed
 
 
-def delete_video(session: Session, video: Video) -> None:
+def delete_video(session: Session, video: Video, actor: str = "system") -> None:
     """Deletes the video and its job; a worker still on it loses its next conditional update."""
+    audit.record(session, actor, "video.deleted", video.id, status=video.status, publication=video.publication)
     session.delete(video)
     session.execute(Job.__table__.delete().where(Job.id == video.id))
     session.commit()
+
+
+def cancel_active(session: Session, user_ids: list[int] | None) -> list[str]:
+    """Every queued or running job of these users (None: of everyone) moves to cancelled, in the
+    caller's transaction: a suspension and the end of its user's work commit together. Returns the
+    ids, so an in-process queue can stop them at once; any other worker finds out at its next report."""
+    assert all(can_move(s, "cancelled") for s in ACTIVE_STATES)
+    query = update(Job).where(Job.state.in_(ACTIVE_STATES))
+    if user_ids is not None:
+        query = query.where(Job.id.in_(select(Video.id).where(Video.user_id.in_(user_ids))))
+    # Only the jobs this UPDATE moved have their videos marked: one that finished meanwhile stays done.
+    ids = list(session.scalars(query.values(state="cancelled", worker_id=None, lease_until=None)
+                               .returning(Job.id)))
+    for chunk in range(0, len(ids), 500):  # SQLite's limit on bound parameters
+        session.execute(update(Video).where(Video.id.in_(ids[chunk:chunk + 500])).values(
+            status=VIDEO_STATUS["cancelled"], completed_at=now(), error_code="cancelled",
+            error_message="the video was cancelled: its user was suspended or their keys were revoked"))
+    return ids
 
 
 def expired_videos(session: Session, at: int) -> list[Video]:
@@ -239,7 +288,7 @@ def job_state(session: Session, video_id: str) -> tuple[str, str | None] | None:
 
 
 def running_jobs(session: Session) -> list[tuple[str, str | None]]:
-    return list(session.execute(select(Job.id, Job.worker_id).where(Job.state == "running")).tuples())
+    return list(session.execute(select(Job.id, Job.worker_id).where(Job.state == "running")).all())
 
 
 def requeue_orphans(session: Session, is_dead) -> int:

@@ -1,14 +1,17 @@
-"""The database: users, their API keys, videos (the public objects) and jobs (the durable queue).
+"""The database: users, their API keys, videos (the public objects), jobs (the durable queue), and
+governance: usage for quotas, red-team reports, the prompt policy, blocked prompts, the audit log.
 
 SQLite in WAL mode under REELFORGE_HOME: readers never wait for the worker's writes, and a job row
-committed before the 200 goes out survives any crash. Tables are made with `create_all`; the
-schema is new, and the first change to it should bring Alembic in (noted in the README).
+committed before the 200 goes out survives any crash. The schema is made and changed by Alembic
+revisions (`service/migrations`), applied by `migrate.upgrade` before any engine is handed out;
+these classes must always describe the head revision (a test compares the two).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, create_engine, event
+from sqlalchemy import (Boolean, Float, ForeignKey, Index, Integer, String, Text, create_engine, event,
+                        text)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
@@ -21,9 +24,14 @@ class User(Base):
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
-    # "member" may generate; "viewer" may only read. Governance will add roles, not columns.
-    role: Mapped[str] = mapped_column(String(32), default="member")
-    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    role: Mapped[str] = mapped_column(String(32), default="creator")  # a key of rights.ROLE_RIGHTS
+    publisher: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))  # publish unreviewed
+    suspended_at: Mapped[int | None] = mapped_column(Integer, nullable=True)  # set: every key of theirs is a 401
+    suspended_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Per-user limits; None: the deployment's setting (REELFORGE_*), 0: no limit.
+    videos_per_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    seconds_per_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    create_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[int] = mapped_column(Integer)
 
 
@@ -39,7 +47,8 @@ class ApiKey(Base):
 
 
 class Video(Base):
-    """The object the API returns, plus what was really rendered (the `render_*` columns)."""
+    """The object the API returns, plus what was really rendered (the `render_*` columns) and where it
+    stands on its way to the public gallery (the `publication` columns, see publication.TRANSITIONS)."""
     __tablename__ = "videos"
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)  # list order, cursors
     id: Mapped[str] = mapped_column(String(64), unique=True)
@@ -62,8 +71,17 @@ class Video(Base):
     render_height: Mapped[int] = mapped_column(Integer)
     render_seconds: Mapped[float] = mapped_column(Float)
     seed: Mapped[int] = mapped_column(Integer)  # chosen at creation, so a restarted job renders the same
+    publication: Mapped[str] = mapped_column(String(16), default="private", server_default="private")
+    # Set only while public: withdrawing clears it, so an old link stops working at once.
+    share_token: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True, index=True)
+    submitted_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    published_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reviewed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)  # a name: kept if the user goes
+    reviewed_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    review_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
-    __table_args__ = (Index("ix_videos_user_seq", "user_id", "seq"),)
+    __table_args__ = (Index("ix_videos_user_seq", "user_id", "seq"),
+                      Index("ix_videos_publication", "publication", "published_at"))
 
 
 class Job(Base):
@@ -80,6 +98,74 @@ class Job(Base):
     __table_args__ = (Index("ix_jobs_state_created", "state", "created_at"),)
 
 
+class Usage(Base):
+    """One row per job started, kept when its video is deleted: quotas count compute spent, and
+    deleting a video must not hand it back."""
+    __tablename__ = "usage"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    video_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float)  # rendered seconds, what the job costs
+
+    __table_args__ = (Index("ix_usage_user_created", "user_id", "created_at"),)
+
+
+class Report(Base):
+    """A red-team finding against a video. The prompt, model and seed are copied in, so the report
+    stays useful for training and evaluation after the video is deleted."""
+    __tablename__ = "reports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    video_id: Mapped[str] = mapped_column(String(64), index=True)
+    reporter_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    category: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text)
+    start_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    end_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    prompt: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(100))
+    seed: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # see reports.TRIAGE
+    created_at: Mapped[int] = mapped_column(Integer)
+    triaged_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    triaged_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    triage_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class PolicyRule(Base):
+    """One term or pattern of the deployment's prompt policy; a prompt matching any is refused."""
+    __tablename__ = "policy_rules"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # term, pattern
+    value: Mapped[str] = mapped_column(String(500))
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[int] = mapped_column(Integer)
+
+
+class BlockedPrompt(Base):
+    """A refused prompt, kept for reviewers; the rule is copied in as text (rules can be removed)."""
+    __tablename__ = "blocked_prompts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    prompt: Mapped[str] = mapped_column(Text)
+    rule: Mapped[str] = mapped_column(String(520))  # "term: ..." or "pattern: ..."
+    created_at: Mapped[int] = mapped_column(Integer)
+
+
+class AuditEntry(Base):
+    """Append-only: no code path updates or deletes a row, and SQLite triggers refuse it (migration 0002).
+    Actor and target are names, not foreign keys, so the log outlives what it speaks of."""
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[float] = mapped_column(Float)
+    actor: Mapped[str] = mapped_column(String(200))  # a user's name, or "cli:<login>", or "system"
+    action: Mapped[str] = mapped_column(String(64))  # e.g. key.created, video.approved
+    target: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="{}")  # JSON object
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
@@ -89,15 +175,15 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def make_engine(path: Path) -> Engine:
+    """An engine on the database at `path`, created or upgraded to the newest schema first."""
+    from .migrate import upgrade
     path.parent.mkdir(parents=True, exist_ok=True)
+    upgrade(path)
     # Sync routes run in a 40-thread pool, each holding a connection. Connections are kept, not
     # reopened per request: opening one under load cost 200 ms at p99 (measured, service_load.py).
     engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30},
                            pool_size=64, max_overflow=0)
     event.listen(engine, "connect", _sqlite_pragmas)
-    with engine.connect() as connection:  # WAL is a property of the file: set once, readers never wait on writes
-        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
-    Base.metadata.create_all(engine)
     return engine
 
 

@@ -7,11 +7,12 @@ from typing import Annotated, Iterator
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
-from . import crud
+from . import crud, publication, quotas
 from .catalog import Catalog
 from .config import Settings
 from .db import User, Video
-from .errors import forbidden, not_found, too_many, unauthorized
+from .errors import ApiError, forbidden, not_found, unauthorized
+from .rights import DOING, Right, can
 from .storage import Storage
 from .uploads import Body, read_body
 from .workers.base import JobQueue
@@ -19,7 +20,6 @@ from .workers.base import JobQueue
 # Ids are `video_` and letters or digits: anything else (a slash, dots, %2F) cannot name a video,
 # so it is a 404 before it reaches a query or a file path.
 VIDEO_ID = re.compile(r"video_[A-Za-z0-9]{1,64}")
-RATE_WINDOW_SECONDS = 60
 
 
 def get_settings(request: Request) -> Settings:
@@ -51,7 +51,10 @@ CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 
 
 def authenticate(session: Session, request: Request) -> User:
-    """The user whose key the request carries; 401 without a valid key, 403 for a disabled user."""
+    """The user whose key the request carries; 401 without a valid key or for a suspended user.
+
+    Reads the database on every request, with no cache: a revoked key or a suspension is refused on
+    the very next call."""
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if not header:
@@ -62,8 +65,9 @@ def authenticate(session: Session, request: Request) -> User:
     user = crud.user_for_key(session, key.strip())
     if user is None:
         raise unauthorized(f"invalid API key '{key.strip()[:6]}...'; it is unknown or revoked")
-    if user.disabled:
-        raise forbidden(f"user {user.name!r} is disabled")
+    if user.suspended_at is not None:
+        raise unauthorized(f"user {user.name!r} is suspended, and so are their keys; an admin can lift it "
+                           f"(`reelforge users unsuspend {user.name}`)", code="user_suspended")
     return user
 
 
@@ -74,27 +78,28 @@ def get_current_user(request: Request, session: SessionDep) -> User:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def get_writer(user: CurrentUser) -> User:
-    """A user whose role may change things (create, cancel, delete)."""
-    if user.role == "viewer":
-        raise forbidden(f"user {user.name!r} has the role 'viewer', which may only read videos")
-    return user
+def requires(right: Right):
+    """The dependency every route names its right with: the caller, or a 403 saying what was refused."""
+    def check(user: CurrentUser) -> User:
+        if not can(user, right):
+            raise forbidden(f"user {user.name!r} has the role {user.role!r}, which may not {DOING[right]}")
+        return user
+    return Depends(check)
 
 
-Writer = Annotated[User, Depends(get_writer)]
+Writer = Annotated[User, requires(Right.GENERATE)]  # create, cancel, delete one's own videos
+Reviewer = Annotated[User, requires(Right.REVIEW)]
+Reporter = Annotated[User, requires(Right.REPORT)]
+ReportReader = Annotated[User, requires(Right.EXPORT_REPORTS)]
+Triager = Annotated[User, requires(Right.TRIAGE)]
+Admin = Annotated[User, requires(Right.MANAGE)]
+PolicyEditor = Annotated[User, requires(Right.POLICY)]
+Auditor = Annotated[User, requires(Right.AUDIT)]
 
 
 def get_creator(user: Writer, session: SessionDep, settings: SettingsDep) -> User:
-    """A user who may start a job now: a writer, under quota and under the rate limit."""
-    active = crud.active_count(session, user)
-    if active >= settings.max_active_jobs:
-        raise too_many(f"user {user.name!r} has {active} videos queued or in progress; at most "
-                       f"{settings.max_active_jobs} are allowed at once", retry_after=5, code="quota_exceeded")
-    recent = crud.created_since(session, user, crud.now() - RATE_WINDOW_SECONDS)
-    if len(recent) >= settings.create_per_minute:
-        retry = recent[len(recent) - settings.create_per_minute] + RATE_WINDOW_SECONDS - crud.now()
-        raise too_many(f"user {user.name!r} created {len(recent)} videos in the last minute; at most "
-                       f"{settings.create_per_minute} are allowed", retry_after=retry, code="rate_limit_exceeded")
+    """A user who may start a job now: one who generates, under quota and under the rate limit."""
+    quotas.check_start(session, user, settings)
     return user
 
 
@@ -111,6 +116,17 @@ def owned_video(session: Session, user: User, video_id: str) -> Video:
     return video
 
 
+def visible_video(session: Session, user: User, video_id: str) -> Video:
+    """A video the user may see: their own, a public one, or any for a reviewer; 404 otherwise."""
+    if not VIDEO_ID.fullmatch(video_id):
+        raise not_found(video_id)
+    video = crud.find_video(session, video_id)
+    if video is None or not (video.user_id == user.id or video.publication in publication.PUBLIC
+                             or can(user, Right.REVIEW)):
+        raise not_found(video_id)
+    return video
+
+
 def get_owned_video(video_id: Annotated[str, Path()], user: CurrentUser, session: SessionDep) -> Video:
     return owned_video(session, user, video_id)
 
@@ -123,3 +139,16 @@ async def get_body(request: Request) -> Body:
 
 
 BodyDep = Annotated[Body, Depends(get_body)]
+
+
+async def get_fields(request: Request) -> dict:
+    """Our own endpoints' JSON (or form) body as a dict; no body at all is an empty one."""
+    if not request.headers.get("content-type") and request.headers.get("content-length", "0") == "0":
+        return {}
+    body = await read_body(request, request.app.state.settings.max_upload_bytes)
+    if body.files:
+        raise ApiError(400, "this endpoint takes no files", param=sorted(body.files)[0], code="unknown_parameter")
+    return body.fields
+
+
+FieldsDep = Annotated[dict, Depends(get_fields)]

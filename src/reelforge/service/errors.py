@@ -21,8 +21,8 @@ def invalid_param(param: str, message: str, code: str = "invalid_value") -> ApiE
     return ApiError(400, message, param=param, code=code)
 
 
-def unauthorized(message: str) -> ApiError:
-    return ApiError(401, message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+def unauthorized(message: str, code: str = "invalid_api_key") -> ApiError:
+    return ApiError(401, message, code=code, headers={"WWW-Authenticate": "Bearer"})
 
 
 def forbidden(message: str) -> ApiError:
@@ -45,3 +45,8 @@ def too_large(param: str, size: int, limit: int) -> ApiError:
 def too_many(message: str, retry_after: int, code: str) -> ApiError:
     return ApiError(429, message, type="rate_limit_error", code=code,
                     headers={"Retry-After": str(max(1, retry_after))})
+
+
+def conflict(message: str, code: str) -> ApiError:
+    """The request is well formed but the object is not in a state that allows it."""
+    return ApiError(409, message, code=code)

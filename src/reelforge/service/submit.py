@@ -13,7 +13,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from ..pipeline import MAX_SIDE, MIN_SIDE
-from . import crud
+from . import crud, quotas
 from .catalog import Catalog, RenderSeconds, RenderSize
 from .config import Settings
 from .db import Job, User, Video
@@ -33,10 +33,11 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def _start(session: Session, storage: Storage, queue: JobQueue, user: User, video_id: str, spec: JobSpec, *,
-           kind: str, model: str, size: RenderSize, seconds: RenderSeconds, files: dict[str, bytes] | None = None,
+def _start(session: Session, storage: Storage, queue: JobQueue, settings: Settings, user: User, video_id: str,
+           spec: JobSpec, *, kind: str, model: str, size: RenderSize, seconds: RenderSeconds, files: dict[str, bytes] | None = None,
            links: dict[str, tuple[str, str]] | None = None, reference: np.ndarray | None = None,
            remixed_from: str | None = None, source_video_id: str | None = None) -> Video:
+    quotas.check_seconds(session, user, settings, spec.seconds)
     try:
         if reference is not None:
             storage.write_image(video_id, "reference.png", reference, "PNG")
@@ -91,11 +92,12 @@ def create(session: Session, storage: Storage, queue: JobQueue, catalog: Catalog
     seed = _new_seed() if request.seed is None else request.seed
     spec = JobSpec("create", request.prompt, seed, size.width, size.height, seconds.seconds,
                    reference=image is not None)
-    return _start(session, storage, queue, user, video_id, spec, kind="create", model=model, size=size,
+    return _start(session, storage, queue, settings, user, video_id, spec, kind="create", model=model, size=size,
                   seconds=seconds, reference=image)
 
 
-def remix(session: Session, storage: Storage, queue: JobQueue, user: User, source: Video, prompt: str) -> Video:
+def remix(session: Session, storage: Storage, queue: JobQueue, settings: Settings, user: User, source: Video,
+          prompt: str) -> Video:
     """The source's job again, with its seed, size, length and inputs, and a new prompt."""
     if source.status != "completed":
         raise not_ready(f"video {source.id!r} is {source.status}; only a completed video can be remixed")
@@ -104,8 +106,8 @@ def remix(session: Session, storage: Storage, queue: JobQueue, user: User, sourc
                                                           ("source.mp4", spec.source)) if used}
     size = RenderSize(source.size, source.render_width, source.render_height)
     seconds = RenderSeconds(source.seconds, source.render_seconds)
-    return _start(session, storage, queue, user, crud.new_video_id(), spec, kind="remix", model=source.model,
-                  size=size, seconds=seconds, links=links, remixed_from=source.id)
+    return _start(session, storage, queue, settings, user, crud.new_video_id(), spec, kind="remix",
+                  model=source.model, size=size, seconds=seconds, links=links, remixed_from=source.id)
 
 
 def _uploaded_source(body: Body, settings: Settings) -> tuple[bytes, int, int, float]:
@@ -135,7 +137,7 @@ def extend(session: Session, storage: Storage, queue: JobQueue, catalog: Catalog
         total = RenderSeconds(_number(round(duration + segment.seconds, 3)), duration + segment.seconds)
         model, files, links, source_id = catalog.model(None), {"source.mp4": data}, None, None
     spec = JobSpec("extension", request.prompt, _new_seed(), size.width, size.height, segment.seconds, source=True)
-    return _start(session, storage, queue, user, crud.new_video_id(), spec, kind="extension", model=model,
+    return _start(session, storage, queue, settings, user, crud.new_video_id(), spec, kind="extension", model=model,
                   size=size, seconds=total, files=files, links=links, source_video_id=source_id)
 
 
@@ -156,5 +158,5 @@ def edit(session: Session, storage: Storage, queue: JobQueue, catalog: Catalog, 
         seconds = RenderSeconds(_number(round(length, 3)), length)
         model, seed, files, links, source_id = catalog.model(None), _new_seed(), {"source.mp4": data}, None, None
     spec = JobSpec("edit", request.prompt, seed, size.width, size.height, seconds.seconds, source=True)
-    return _start(session, storage, queue, user, crud.new_video_id(), spec, kind="edit", model=model, size=size,
-                  seconds=seconds, files=files, links=links, source_video_id=source_id)
+    return _start(session, storage, queue, settings, user, crud.new_video_id(), spec, kind="edit", model=model,
+                  size=size, seconds=seconds, files=files, links=links, source_video_id=source_id)

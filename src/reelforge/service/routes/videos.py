@@ -1,5 +1,6 @@
 """`/v1/videos`: the official SDK's `videos` resource, plus `cancel` and `events` (progress as
-server-sent events, for the web studio). Routes are thin: parse, call submit/crud, shape the reply."""
+server-sent events, for the web studio). Routes are thin: parse, call submit/crud, shape the reply.
+Every prompt passes the deployment's policy before anything else is done with the request."""
 from __future__ import annotations
 
 import asyncio
@@ -10,12 +11,14 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
 
-from .. import crud, submit
+from .. import crud, policy, submit
 from ..deps import (BodyDep, CatalogDep, Creator, CurrentUser, OwnedVideo, QueueDep, SessionDep, SettingsDep,
                     StorageDep, Writer, authenticate, owned_video)
+from ..db import Video
 from ..errors import ApiError, invalid_param, not_ready
 from ..schemas import (ListParams, VideoCreate, VideoDeleted, VideoEdit, VideoExtend, VideoPublic, VideoRemix,
                        VideosPublic)
+from ..storage import Storage
 from ..uploads import validate
 
 router = APIRouter(prefix="/v1/videos", tags=["videos"])
@@ -28,6 +31,7 @@ EVENT_KEEPALIVE_SECONDS = 15.0
 def create_video(user: Creator, body: BodyDep, session: SessionDep, storage: StorageDep, queue: QueueDep,
                  catalog: CatalogDep, settings: SettingsDep):
     request = validate(VideoCreate, body.fields)
+    policy.enforce(session, user, request.prompt)
     return VideoPublic.of(submit.create(session, storage, queue, catalog, settings, user, request, body))
 
 
@@ -54,7 +58,7 @@ def retrieve_video(video: OwnedVideo, response: Response, settings: SettingsDep)
 @router.delete("/{video_id}", response_model=VideoDeleted)
 def delete_video(video_id: str, user: Writer, session: SessionDep, storage: StorageDep, queue: QueueDep):
     video = owned_video(session, user, video_id)
-    crud.delete_video(session, video)
+    crud.delete_video(session, video, actor=user.name)
     queue.cancel(video.id)
     storage.delete(video.id)  # after the commit: a crash in between leaves an orphan the next start sweeps
     return VideoDeleted(id=video.id)
@@ -74,6 +78,11 @@ def cancel_video(video_id: str, user: Writer, session: SessionDep, storage: Stor
 @router.get("/{video_id}/content")
 def download_content(video: OwnedVideo, storage: StorageDep,
                      variant: Annotated[str, Query()] = "video"):
+    return content_response(video, storage, variant)
+
+
+def content_response(video: Video, storage: Storage, variant: str) -> FileResponse:
+    """A completed video's file; shared by the owner's, the reviewers' and the public share routes."""
     if variant not in ("video", "thumbnail", "spritesheet"):
         raise invalid_param("variant", f"unknown variant {variant!r}; allowed: video, thumbnail, spritesheet")
     if video.status != "completed":
@@ -87,16 +96,18 @@ def download_content(video: OwnedVideo, storage: StorageDep,
 
 @router.post("/{video_id}/remix", response_model=VideoPublic)
 def remix_video(video_id: str, user: Creator, body: BodyDep, session: SessionDep, storage: StorageDep,
-                queue: QueueDep):
+                queue: QueueDep, settings: SettingsDep):
     source = owned_video(session, user, video_id)
     request = validate(VideoRemix, body.fields)
-    return VideoPublic.of(submit.remix(session, storage, queue, user, source, request.prompt))
+    policy.enforce(session, user, request.prompt)
+    return VideoPublic.of(submit.remix(session, storage, queue, settings, user, source, request.prompt))
 
 
 @router.post("/extensions", response_model=VideoPublic)
 def extend_video(user: Creator, body: BodyDep, session: SessionDep, storage: StorageDep, queue: QueueDep,
                  catalog: CatalogDep, settings: SettingsDep):
     request = validate(VideoExtend, body.fields)
+    policy.enforce(session, user, request.prompt)
     return VideoPublic.of(submit.extend(session, storage, queue, catalog, settings, user, request, body))
 
 
@@ -104,6 +115,7 @@ def extend_video(user: Creator, body: BodyDep, session: SessionDep, storage: Sto
 def edit_video(user: Creator, body: BodyDep, session: SessionDep, storage: StorageDep, queue: QueueDep,
                catalog: CatalogDep, settings: SettingsDep):
     request = validate(VideoEdit, body.fields)
+    policy.enforce(session, user, request.prompt)
     return VideoPublic.of(submit.edit(session, storage, queue, catalog, settings, user, request, body))
 
 
@@ -112,7 +124,8 @@ async def video_events(video_id: str, request: Request):
     """`data:` lines with the video object whenever its status or progress changes, until it ends.
 
     Reads the database, not the worker, so it works the same whoever runs the job. Holds no
-    database session between reads (a stream can last minutes)."""
+    database session between reads (a stream can last minutes), and checks the key at every read:
+    a stream ends as soon as its key is revoked or its user suspended."""
     sessions = request.app.state.sessions
 
     def check():
@@ -125,6 +138,10 @@ async def video_events(video_id: str, request: Request):
 
     def read():
         with sessions() as session:
+            try:
+                authenticate(session, request)
+            except ApiError as e:
+                return e
             row = crud.get_video(session, user, video_id)
             return None if row is None else VideoPublic.of(row)
 
@@ -132,6 +149,9 @@ async def video_events(video_id: str, request: Request):
         last, quiet = None, 0.0
         while not await request.is_disconnected():
             current = await run_in_threadpool(read)
+            if isinstance(current, ApiError):
+                yield f"event: error\ndata: {json.dumps(current.body())}\n\n"
+                return
             if current is None:
                 yield f"event: deleted\ndata: {json.dumps({'id': video_id})}\n\n"
                 return

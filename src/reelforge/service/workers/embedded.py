@@ -32,6 +32,8 @@ log = logging.getLogger("reelforge.worker")
 
 POLL_SECONDS = 0.5  # a missed wake-up costs at most this much latency
 REPORT_SECONDS = 0.2  # progress is written at most this often (and on every whole-step change after)
+CHECK_SECONDS = 1.0  # unchanged progress is still reported this often: a cancel from another process
+# (a suspension through the CLI) is noticed within a second even during one long step
 HOUSEKEEPING_SECONDS = 60.0
 
 
@@ -156,7 +158,8 @@ class EmbeddedWorkerPool(JobQueue):
             if cancel.is_set() or self._stopping.is_set():
                 return False
             at = time.monotonic()
-            if progress == last["progress"] or at - last["time"] < REPORT_SECONDS:
+            quiet = at - last["time"]
+            if quiet < REPORT_SECONDS or (progress == last["progress"] and quiet < CHECK_SECONDS):
                 return True
             with self.sessions() as session:
                 held = crud.report_progress(session, video_id, worker_id, progress, self.settings.lease_seconds)
@@ -205,5 +208,5 @@ class EmbeddedWorkerPool(JobQueue):
         leaves an orphaned folder, which the next start sweeps away)."""
         with self.sessions() as session:
             for video in crud.expired_videos(session, crud.now()):
-                crud.delete_video(session, video)
+                crud.delete_video(session, video, actor="system:retention")
                 self.storage.delete(video.id)
