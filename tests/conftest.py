@@ -6,6 +6,12 @@ import torch
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_home(tmp_path_factory):
+    """Commands keep state (signing identity, database) under REELFORGE_HOME: never the user's."""
+    os.environ["REELFORGE_HOME"] = str(tmp_path_factory.mktemp("reelforge_home"))
+
+
 @pytest.fixture(scope="session")
 def text_encoder():
     from reelforge.models.text_encoder import TextEncoder
