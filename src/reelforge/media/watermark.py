@@ -246,8 +246,8 @@ def detect(frames: np.ndarray, fps: float) -> WatermarkResult:
     for b in bits:
         word = (word << 1) | int(b > 0)
     value, check = word >> 16, word & 0xFFFF
-    found = z >= MIN_PILOT_Z
+    found = bool(z >= MIN_PILOT_Z)
     payload_ok = found and crc16(value, 48) == check
-    return WatermarkResult(found=found, pilot_z=z, payload_ok=payload_ok,
+    return WatermarkResult(found=found, pilot_z=float(z), payload_ok=payload_ok,
                            deployment_tag=f"{value >> 32:04x}" if payload_ok else None,
                            video_tag=f"{value & 0xFFFFFFFF:08x}" if payload_ok else None, crop=crop)

@@ -19,7 +19,7 @@ from .catalog import Catalog
 from .config import Settings
 from .db import make_engine, make_sessionmaker
 from .errors import ApiError
-from .routes import admin, models, publication, reports, reviews, videos
+from .routes import admin, models, provenance, publication, reports, reviews, videos
 from .storage import Storage
 from .workers.base import JobQueue
 from .workers.embedded import EmbeddedWorkerPool
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None, load_pipeline: Callable[[], Pip
     app.include_router(reviews.router)
     app.include_router(reports.router)
     app.include_router(admin.router)
+    app.include_router(provenance.router)
 
     @app.get("/health", include_in_schema=False)
     def health():

@@ -21,6 +21,7 @@ from typing import Callable
 from sqlalchemy.orm import sessionmaker
 
 from ...flow.samplers import Cancelled
+from ...media.provenance import load_identity
 from ...pipeline import CheckpointError, InputError, Pipeline
 from .. import crud
 from ..config import Settings
@@ -53,13 +54,14 @@ def warm_up(pipe: Pipeline) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         video = pipe("warm up", seconds=1.0, steps=1, seed=0)
         storage = Storage(Path(tmp))
-        render_files(storage, "warm_up", video)
+        render_files(storage, "warm_up", video, load_identity(Path(tmp)))
 
 
 class EmbeddedWorkerPool(JobQueue):
     def __init__(self, settings: Settings, sessions: sessionmaker, storage: Storage,
                  load_pipeline: Callable[[], Pipeline]):
         self.settings, self.sessions, self.storage, self.load_pipeline = settings, sessions, storage, load_pipeline
+        self.identity = load_identity(settings.home)  # made now, not racing in several workers
         self.host, self.boot = socket.gethostname(), secrets.token_hex(4)
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -169,7 +171,7 @@ class EmbeddedWorkerPool(JobQueue):
             return held
 
         try:
-            render(pipe, self.storage, video_id, spec, report)
+            render(pipe, self.storage, video_id, spec, report, self.identity)
             outcome = ("done", None, None)
         except Cancelled:
             outcome = ("stopped", None, None)

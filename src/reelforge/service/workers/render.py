@@ -11,7 +11,7 @@ import numpy as np
 
 from ...flow.samplers import Cancelled
 from ...media.decode import read_video
-from ...media.encode import write_video
+from ...media.provenance import Identity, write_marked
 from ...pipeline import Pipeline, VideoOutput
 from ..storage import VARIANTS, Storage
 from .base import JobSpec
@@ -26,7 +26,7 @@ def load_image(path) -> np.ndarray:
 
 
 def render(pipe: Pipeline, storage: Storage, video_id: str, spec: JobSpec,
-           report: Callable[[int], bool]) -> None:
+           report: Callable[[int], bool], identity: Identity) -> None:
     """Generate and write the video's files; raises the engine's `Cancelled` when report says stop."""
     steps = pipe.config.steps
 
@@ -44,12 +44,12 @@ def render(pipe: Pipeline, storage: Storage, video_id: str, spec: JobSpec,
                      image=image, on_step=on_step)
     if not report(DENOISE_SHARE):
         raise Cancelled("cancelled before encoding")
-    render_files(storage, video_id, video)
+    render_files(storage, video_id, video, identity)
 
 
-def render_files(storage: Storage, video_id: str, video: VideoOutput) -> None:
-    """The MP4, thumbnail and sprite sheet of a finished video."""
+def render_files(storage: Storage, video_id: str, video: VideoOutput, identity: Identity) -> None:
+    """The MP4 (watermarked, with a signed manifest naming this video), thumbnail and sprite sheet."""
     storage.folder(video_id).mkdir(parents=True, exist_ok=True)
-    write_video(video.frames, storage.path(video_id, VARIANTS["video"][0]), video.fps, "mp4",
-                metadata=video.metadata)
+    write_marked(video.frames, storage.path(video_id, VARIANTS["video"][0]), video.fps, "mp4", video.settings,
+                 video.metadata, video_id, identity)
     storage.write_previews(video_id, video.frames)
