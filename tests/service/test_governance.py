@@ -118,7 +118,8 @@ def test_a_rejection_and_its_reason_reach_the_creator(team):
     seen = team.creator.ok("GET", f"/v1/videos/{video_id}/publication")
     assert seen["state"] == "rejected" and seen["reason"] == "the ball leaves the frame" and not seen["public"]
     assert video_id not in _gallery(team)
-    assert team.creator.ok("POST", f"/v1/videos/{video_id}/publication", json={"action": "submit"})["state"] == "pending"
+    resubmitted = team.creator.ok("POST", f"/v1/videos/{video_id}/publication", json={"action": "submit"})
+    assert resubmitted["state"] == "pending"
 
 
 def test_a_publisher_publishes_without_review_and_can_take_it_back(team):

@@ -38,11 +38,9 @@ def test_a_first_admin_and_a_team_from_the_cli(cli):
     cli("users", "set-role", "carl", "tester")
     cli("users", "set-publisher", "carl", "no")
     cli("users", "set-limits", "carl", "--videos-per-day", "5", "--per-minute", "default")
-    listing = cli("users", "list").output.splitlines()
-    carl = next(line for line in listing if line.startswith("carl"))
-    assert carl.split()[:4] == ["carl", "tester", "no", "no"] and carl.split()[4] == "5/-/-"
+    assert _row(cli, "carl") == ["carl", "tester", "no", "no", "5/-/-"]
     cli("users", "suspend", "carl", "--reason", "testing")
-    assert next(line for line in cli("users", "list").output.splitlines() if line.startswith("carl")).split()[3] == "yes"
+    assert _row(cli, "carl")[3] == "yes"
     cli("users", "unsuspend", "carl")
 
     entries = json.loads(cli("audit", "export").stdout)
@@ -104,7 +102,7 @@ def test_mistakes_are_one_line_and_exit_2(cli, args, message):
 def test_a_creation_that_fails_changes_nothing(cli):
     cli("users", "create", "ann", "--role", "creator")
     assert cli("users", "create", "ann", "--role", "admin", ok=False).exit_code == 2
-    assert next(line for line in cli("users", "list").output.splitlines() if line.startswith("ann")).split()[1] == "creator"
+    assert _row(cli, "ann")[1] == "creator"
 
 
 def test_keys_revoke_all_from_the_cli_stops_a_live_servers_running_job(gated, monkeypatch):
@@ -148,3 +146,8 @@ def test_reports_export_and_credits_from_the_cli(cli, tmp_path):
     out = tmp_path / "reports.csv"
     cli("reports", "export", "--format", "csv", "-o", str(out))
     assert [r["description"] for r in csv.DictReader(out.open())] == ["a accepted one", "a fixed one", "a rejected one"]
+
+
+def _row(cli, name: str) -> list[str]:
+    """NAME's line of `reelforge users list`, split into its columns."""
+    return next(line.split() for line in cli("users", "list").output.splitlines() if line.split()[0] == name)

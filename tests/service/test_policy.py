@@ -9,7 +9,7 @@ import openai
 import pytest
 from PIL import Image
 
-from reelforge.service.db import BlockedPrompt, Usage, Video
+from reelforge.service.db import Usage, Video
 from service_helpers import add_user, expect_error, make_video
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")

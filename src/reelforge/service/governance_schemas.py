@@ -7,11 +7,12 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
+from .accounts import MAX_REASON_CHARS
 from .db import ApiKey, PolicyRule, User, Video
 from .reports import CATEGORIES, MAX_DESCRIPTION_CHARS, MAX_NOTE_CHARS, SEVERITIES
 from .rights import rights_of
 
-Reason = Annotated[StrictStr, Field(max_length=2000)]
+Reason = Annotated[StrictStr, Field(max_length=MAX_REASON_CHARS)]
 Limit = Optional[Annotated[int, Field(strict=True, ge=0)]]
 Name = Annotated[StrictStr, Field(max_length=100)]
 

@@ -13,7 +13,7 @@ import secrets
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from . import audit, crud
+from . import accounts, audit, crud
 from .db import Report, User, Video
 from .errors import ApiError, conflict, forbidden, invalid_param
 from .rights import Right, can
@@ -38,7 +38,6 @@ OWNER_ACTIONS = {"submit": Right.SUBMIT, "publish": Right.PUBLISH, "retract": No
 REVIEW_ACTIONS = ("approve", "reject", "withdraw")
 ACTIONS = (*OWNER_ACTIONS, *REVIEW_ACTIONS)
 NEEDS_REASON = ("reject", "withdraw")
-MAX_REASON_CHARS = 2000
 
 
 class TransitionError(ValueError):
@@ -66,9 +65,7 @@ def check_reason(action: str, reason: str | None) -> str | None:
     if action in NEEDS_REASON and (reason is None or not reason.strip()):
         raise invalid_param("reason", f"a reason is required to {action}; the creator sees it",
                             code="missing_required_parameter")
-    if reason is not None and len(reason) > MAX_REASON_CHARS:
-        raise invalid_param("reason", f"reason has {len(reason)} characters; at most {MAX_REASON_CHARS} are allowed")
-    return reason
+    return accounts.check_reason(reason)
 
 
 def apply(session: Session, video: Video, action: str, actor: User, reason: str | None = None) -> Video:

@@ -34,8 +34,8 @@ def _number(value: float) -> str:
 
 
 def _start(session: Session, storage: Storage, queue: JobQueue, settings: Settings, user: User, video_id: str,
-           spec: JobSpec, *, kind: str, model: str, size: RenderSize, seconds: RenderSeconds, files: dict[str, bytes] | None = None,
-           links: dict[str, tuple[str, str]] | None = None, reference: np.ndarray | None = None,
+           spec: JobSpec, *, kind: str, model: str, size: RenderSize, seconds: RenderSeconds,
+           files: dict[str, bytes] | None = None, links: dict[str, tuple[str, str]] | None = None, reference: np.ndarray | None = None,
            remixed_from: str | None = None, source_video_id: str | None = None) -> Video:
     quotas.check_seconds(session, user, settings, spec.seconds)
     try:
