@@ -66,8 +66,10 @@ def _load_pipeline(model: str | None):
 @click.option("--model", default=None, help="A model directory [default: the built-in model].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--visible-mark", is_flag=True, help="Also label the frames 'AI · ReelForge' in a corner.")
+@click.option("--cache-threshold", type=float, default=0.0, show_default=True,
+              help="First Block Cache: skip deeper blocks on steps whose first block changed less than this (0 = off).")
 def generate(prompt, output, seconds, fps, size, seed, steps, guidance, negative, sampler, fmt, model, quiet,
-             visible_mark):
+             visible_mark, cache_threshold):
     """Generate a video from PROMPT."""
     from tqdm import tqdm
 
@@ -89,7 +91,7 @@ def generate(prompt, output, seconds, fps, size, seed, steps, guidance, negative
         with tqdm(total=steps_total, desc="denoising", unit="step", disable=quiet, file=sys.stderr) as bar:
             video = pipe(prompt, negative_prompt=negative, seconds=seconds, fps=fps, size=size_wh, seed=seed,
                          steps=steps, guidance=guidance, sampler=sampler,
-                         on_step=lambda i, t, latents: bar.update(1) and None)
+                         on_step=lambda i, t, latents: bar.update(1) and None, cache_threshold=cache_threshold)
         write_marked(video.frames, path, video.fps, fmt, video.settings, video.metadata,
                      video_id=f"cli_{uuid.uuid4().hex[:16]}", identity=identity, visible=visible_mark)
     except (InputError, OutputError) as e:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
 
+from .flow.cache import first_block_cache
 from .flow.guidance import guided_velocity
 from .flow.samplers import SAMPLERS, denoise, make_scheduler
 from .models.autoencoder import AutoencoderConfig, VideoAutoencoder
@@ -148,22 +149,25 @@ class Pipeline:
                  fps: float | None = None, size: tuple[int, int] | None = None, seed: int | None = None,
                  steps: int | None = None, guidance: float | None = None, sampler: str | None = None,
                  image: np.ndarray | None = None,
-                 on_step: Callable[[int, float, torch.Tensor], bool | None] | None = None) -> VideoOutput:
-        """Text to video; with `image` (H, W, 3) uint8, the video starts from that image."""
+                 on_step: Callable[[int, float, torch.Tensor], bool | None] | None = None,
+                 cache_threshold: float = 0.0) -> VideoOutput:
+        """Text to video; with `image` (H, W, 3) uint8, the video starts from that image.
+        `cache_threshold` > 0 skips transformer work on steps that change little (flow.cache)."""
         fps = self.config.fps if fps is None else fps
         width, height = self.bucket_for(size)
         prefix = None
         if image is not None:
             prefix = self._frames_to_model(np.asarray(image)[None], self.config.fps, (width, height))
         video, settings = self._generate(prompt, negative_prompt, seconds, fps, size, seed, steps, guidance,
-                                         sampler, prefix, on_step)
+                                         sampler, prefix, on_step, cache_threshold)
         return self._deliver(video, self.config.fps, fps, seconds, size, settings)
 
     @torch.no_grad()
     def extend(self, frames: np.ndarray, fps: float, prompt: str, seconds: float = 4.0,
                negative_prompt: str | None = None, seed: int | None = None, steps: int | None = None,
                guidance: float | None = None, sampler: str | None = None,
-               on_step: Callable[[int, float, torch.Tensor], bool | None] | None = None) -> VideoOutput:
+               on_step: Callable[[int, float, torch.Tensor], bool | None] | None = None,
+               cache_threshold: float = 0.0) -> VideoOutput:
         """Continue `frames` (T, H, W, 3) uint8 at `fps` by `seconds`: the returned video is the
         original followed by the continuation, at the original's size and frame rate.
 
@@ -180,7 +184,7 @@ class Pipeline:
         keep = 1 + 4 * ((tail.shape[1] - 1) // 4)  # the causal autoencoder takes 1 + 4k frames
         prefix = self._frames_to_model(tail[:, -keep:].permute(1, 2, 3, 0).numpy(), self.config.fps, bucket)
         video, settings = self._generate(prompt, negative_prompt, seconds + keep / self.config.fps, fps, size,
-                                         seed, steps, guidance, sampler, prefix, on_step)
+                                         seed, steps, guidance, sampler, prefix, on_step, cache_threshold)
         new = self._deliver(video[:, keep:], self.config.fps, fps, seconds, size, settings)
         out = np.concatenate([frames, new.frames])
         return VideoOutput(frames=out, fps=fps, seed=new.seed,
@@ -193,7 +197,7 @@ class Pipeline:
         return self.autoencoder.encode(video[None])
 
     def _generate(self, prompt, negative_prompt, seconds, fps, size, seed, steps, guidance, sampler,
-                  prefix: torch.Tensor | None, on_step) -> tuple[torch.Tensor, dict]:
+                  prefix: torch.Tensor | None, on_step, cache_threshold: float = 0.0) -> tuple[torch.Tensor, dict]:
         """Video (3, T, H, W) in [-1, 1] at the model's frame rate and bucket size, and its settings."""
         cfg = self.config
         steps = cfg.steps if steps is None else steps
@@ -201,6 +205,8 @@ class Pipeline:
         sampler = sampler or cfg.sampler
         # 1. Check inputs before any compute is spent.
         self.check_inputs(prompt, seconds, fps, size, guidance, steps, sampler)
+        if not (isinstance(cache_threshold, (int, float)) and 0 <= cache_threshold <= 1):
+            raise InputError(f"cache threshold must be between 0 (off) and 1, got {cache_threshold}")
         seed = random.randrange(2**31) if seed is None else int(seed)
         # 2. Encode the prompt; the negative prompt (or nothing) is the unconditional branch.
         prompts = [prompt] if guidance == 1.0 else [negative_prompt or "", prompt]
@@ -227,12 +233,14 @@ class Pipeline:
             return v
 
         prefix_noise = latents[:, :, :prefix.shape[2]] if prefix is not None else None
-        latents = denoise(velocity, latents, scheduler, on_step)
+        with first_block_cache(self.transformer, cache_threshold):
+            latents = denoise(velocity, latents, scheduler, on_step)
         if prefix is not None:
             latents[:, :, :prefix.shape[2]] = prefix
         # 5. Decode.
         video = self.autoencoder.decode(latents)[0]  # (3, T', H, W)
         settings = {"prompt": prompt, "negative_prompt": negative_prompt or "", "seed": seed, "steps": steps,
+                    **({"cache_threshold": cache_threshold} if cache_threshold else {}),
                     "guidance": guidance, "sampler": sampler, "seconds": seconds, "fps": fps, "model": cfg.name}
         return video, settings
 

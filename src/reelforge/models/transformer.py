@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from diffusers.models.cache_utils import CacheMixin
 
 from .config import JsonConfig
 
@@ -101,14 +102,16 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
         self.modulation = nn.Parameter(torch.randn(6, d) / d**0.5)
 
-    def forward(self, x, t_mod, text, text_mask, freqs):
+    def forward(self, hidden_states, t_mod, text, text_mask, freqs):
+        # `hidden_states`: the name diffusers' caching hooks look the tokens up by.
+        x = hidden_states  # (B, N, d)
         shift1, scale1, gate1, shift2, scale2, gate2 = (self.modulation[None] + t_mod).unbind(1)  # (B, d) each
         x = x + gate1[:, None] * self.attn(self.norm1(x) * (1 + scale1[:, None]) + shift1[:, None], freqs)
         x = x + self.cross(self.norm_cross(x), text, text_mask)
         return x + gate2[:, None] * self.mlp(self.norm2(x) * (1 + scale2[:, None]) + shift2[:, None])
 
 
-class VideoTransformer(nn.Module):
+class VideoTransformer(nn.Module, CacheMixin):
     """Predicts the flow velocity (noise - x0) of latents (B, C, T, H, W) at noise level t."""
 
     def __init__(self, cfg: TransformerConfig):
