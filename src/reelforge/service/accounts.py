@@ -124,11 +124,6 @@ def create_key(session: Session, name: str, actor: str) -> tuple[ApiKey, str]:
     return crud.create_key(session, name, actor=actor)
 
 
-def keys_of(session: Session, name: str) -> list[ApiKey]:
-    user = get_user(session, name)
-    return list(session.scalars(select(ApiKey).where(ApiKey.user_id == user.id).order_by(ApiKey.id)))
-
-
 def suspend(session: Session, users: list[User], actor: str, reason: str | None = None) -> list[str]:
     """Suspend users: from the next request on, every key of theirs is a 401, and their queued and
     running jobs are cancelled in the same commit. Returns the ids of the cancelled videos."""

@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from .accounts import MAX_REASON_CHARS
 from .db import ApiKey, PolicyRule, User, Video
-from .reports import CATEGORIES, MAX_DESCRIPTION_CHARS, MAX_NOTE_CHARS, SEVERITIES
+from .policy import KINDS, MAX_VALUE_CHARS
+from .policy import MAX_NOTE_CHARS as MAX_RULE_NOTE_CHARS
+from .reports import CATEGORIES, MAX_DESCRIPTION_CHARS, MAX_NOTE_CHARS, SEVERITIES, STATUSES
 from .rights import rights_of
 
 Reason = Annotated[StrictStr, Field(max_length=MAX_REASON_CHARS)]
@@ -236,7 +238,7 @@ class Credits(BaseModel):
 
 
 class ReportListParams(BaseModel):
-    status: Optional[Literal["open", "accepted", "rejected", "fixed"]] = None
+    status: Optional[Literal[STATUSES]] = None
     mine: bool = False
     limit: int = Field(100, ge=1, le=1000)
 
@@ -244,9 +246,9 @@ class ReportListParams(BaseModel):
 # Policy -----------------------------------------------------------------------------------------
 
 class PolicyRuleCreate(_Request):
-    kind: Literal["term", "pattern"]
-    value: Annotated[StrictStr, Field(min_length=1, max_length=500)]
-    note: Optional[Annotated[StrictStr, Field(max_length=2000)]] = None
+    kind: Literal[KINDS]
+    value: Annotated[StrictStr, Field(min_length=1, max_length=MAX_VALUE_CHARS)]
+    note: Optional[Annotated[StrictStr, Field(max_length=MAX_RULE_NOTE_CHARS)]] = None
 
 
 class PolicyRulePublic(BaseModel):
