@@ -52,9 +52,12 @@ def _load_pipeline(model: str | None):
 
 
 @main.command()
-@click.argument("prompt")
+@click.argument("prompt", required=False)
 @click.option("-o", "--output", required=True, help="Output file (.mp4, .webm, .gif or .png).")
-@click.option("--seconds", type=float, default=4.0, show_default=True)
+@click.option("--seconds", type=float, default=4.0, show_default=True,
+              help="Clip length; past the model's window (8 s) the clip is made window by window, up to 120 s.")
+@click.option("--storyboard", default=None,
+              help="Timed prompts instead of PROMPT, e.g. '0s: a red ball rolls right; 5s: the red ball bounces'.")
 @click.option("--fps", type=float, default=None, help="Frames per second [default: the model's, 8].")
 @click.option("--size", default=None, help="WIDTHxHEIGHT, e.g. 64x64 or 1920x1080 [default: the model's base size].")
 @click.option("--seed", type=int, default=None, help="Random seed; the same seed gives the same video.")
@@ -68,15 +71,19 @@ def _load_pipeline(model: str | None):
 @click.option("--visible-mark", is_flag=True, help="Also label the frames 'AI · ReelForge' in a corner.")
 @click.option("--cache-threshold", type=float, default=0.0, show_default=True,
               help="First Block Cache: skip deeper blocks on steps whose first block changed less than this (0 = off).")
-def generate(prompt, output, seconds, fps, size, seed, steps, guidance, negative, sampler, fmt, model, quiet,
-             visible_mark, cache_threshold):
-    """Generate a video from PROMPT."""
+def generate(prompt, output, seconds, storyboard, fps, size, seed, steps, guidance, negative, sampler, fmt, model,
+             quiet, visible_mark, cache_threshold):
+    """Generate a video from PROMPT (or from a --storyboard)."""
     from tqdm import tqdm
 
+    from .long import Shot, WINDOW_SECONDS, generate_long, parse_storyboard, window_plan
     from .media.encode import OutputError, check_output_path
     from .media.provenance import ProvenanceError, load_identity, write_marked
     from .pipeline import InputError, parse_size
     try:
+        if (prompt is None) == (storyboard is None):
+            raise InputError("give a PROMPT or a --storyboard (one of the two)")
+        shots = parse_storyboard(storyboard) if storyboard else [Shot(0.0, prompt)]
         path, fmt = check_output_path(output, fmt)
         size_wh = parse_size(size)
         identity = load_identity()
@@ -84,14 +91,23 @@ def generate(prompt, output, seconds, fps, size, seed, steps, guidance, negative
         fail(str(e))
     pipe = _load_pipeline(model)
     steps_total = steps or pipe.config.steps
+    long = storyboard is not None or seconds > pipe.config.max_seconds
     try:
-        pipe.check_inputs(prompt, seconds, pipe.config.fps if fps is None else fps, size_wh,
-                          pipe.config.guidance if guidance is None else guidance, steps_total,
-                          sampler or pipe.config.sampler)
-        with tqdm(total=steps_total, desc="denoising", unit="step", disable=quiet, file=sys.stderr) as bar:
-            video = pipe(prompt, negative_prompt=negative, seconds=seconds, fps=fps, size=size_wh, seed=seed,
-                         steps=steps, guidance=guidance, sampler=sampler,
-                         on_step=lambda i, t, latents: bar.update(1) and None, cache_threshold=cache_threshold)
+        if not long:
+            pipe.check_inputs(prompt, seconds, pipe.config.fps if fps is None else fps, size_wh,
+                              pipe.config.guidance if guidance is None else guidance, steps_total,
+                              sampler or pipe.config.sampler)
+        windows = len(window_plan(seconds, WINDOW_SECONDS, 1.0)) if long and seconds > 0 else 1
+        with tqdm(total=steps_total * windows, desc="denoising", unit="step", disable=quiet, file=sys.stderr) as bar:
+            on_step = lambda i, t, latents: bar.update(1) and None  # noqa: E731
+            if long:
+                video = generate_long(pipe, shots, seconds, fps=fps, size=size_wh, seed=seed, steps=steps,
+                                      guidance=guidance, sampler=sampler, negative_prompt=negative,
+                                      cache_threshold=cache_threshold, on_step=on_step)
+            else:
+                video = pipe(prompt, negative_prompt=negative, seconds=seconds, fps=fps, size=size_wh, seed=seed,
+                             steps=steps, guidance=guidance, sampler=sampler, on_step=on_step,
+                             cache_threshold=cache_threshold)
         write_marked(video.frames, path, video.fps, fmt, video.settings, video.metadata,
                      video_id=f"cli_{uuid.uuid4().hex[:16]}", identity=identity, visible=visible_mark)
     except (InputError, OutputError) as e:

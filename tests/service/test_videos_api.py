@@ -181,10 +181,13 @@ def test_the_same_seed_gives_the_same_video(live, tmp_path):
     auth = {"Authorization": f"Bearer {live.key('seeder')}"}
     client = live.client(auth["Authorization"][7:])
     ids = [httpx.post(f"{live.url}/v1/videos", headers=auth,
-                      json={"prompt": PROMPT, "seconds": 1, "seed": 7}).json()["id"] for _ in range(2)]
+                      json={"prompt": PROMPT, "seconds": 1, "seed": seed}).json()["id"] for seed in (7, 7, 8)]
     frames = []
     for video_id in ids:
         assert client.videos.poll(video_id, poll_interval_ms=50).status == "completed"
         client.videos.download_content(video_id).write_to_file(tmp_path / f"{video_id}.mp4")
-        frames.append(read_video(tmp_path / f"{video_id}.mp4")[0])
-    assert np.array_equal(frames[0], frames[1])
+        frames.append(read_video(tmp_path / f"{video_id}.mp4")[0].astype(np.int16))
+    # Each video carries its own watermark (a few levels of luma), so equal seeds give the same
+    # picture up to that, and far closer to each other than to another seed's.
+    same, other = np.abs(frames[0] - frames[1]).mean(), np.abs(frames[0] - frames[2]).mean()
+    assert same < 0.5 * other, (same, other)

@@ -116,25 +116,33 @@ def _signs(count: int, fps: float, phase: float = 0.0) -> np.ndarray:
     return np.where(np.floor(times / BLOCK_SECONDS) % 2 == 0, 1.0, -1.0)
 
 
-def embed(frames: np.ndarray, fps: float, deployment_id: str, video_id: str) -> np.ndarray:
-    """Frames (T, H, W, 3) uint8 with the mark added to every frame's luma (chroma untouched)."""
+def embed(frames: np.ndarray, fps: float, deployment_id: str, video_id: str, chunk: int = 16) -> np.ndarray:
+    """Frames (T, H, W, 3) uint8 with the mark added to every frame's luma (chroma untouched);
+    `chunk` frames at a time, so a long 1080p clip never exists as floats all at once."""
     t, h, w, _ = frames.shape
     mark = pattern(h, w, payload_bits(deployment_id, video_id)).astype(np.float32)  # (H, W)
-    signed = _signs(t, fps)[:, None, None, None].astype(np.float32) * mark[None, :, :, None]  # (T, H, W, 1)
-    return np.clip(np.rint(frames.astype(np.float32) + signed), 0, 255).astype(np.uint8)
+    signs = _signs(t, fps).astype(np.float32)
+    out = np.empty_like(frames)
+    for i in range(0, t, chunk):
+        signed = signs[i:i + chunk, None, None, None] * mark[None, :, :, None]  # (t, H, W, 1)
+        out[i:i + chunk] = np.clip(np.rint(frames[i:i + chunk].astype(np.float32) + signed), 0, 255)
+    return out
 
 
-def _luma(frames: np.ndarray) -> np.ndarray:
+def _luma(frames: np.ndarray, chunk: int = 16) -> np.ndarray:
     """(T, H, W, 3) uint8 -> (T, h, w) float luma, resized so the short side is ANALYSIS_SHORT_SIDE."""
     import torch
     import torch.nn.functional as F
-    y = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # (T, H, W)
-    t, h, w = y.shape
+    t, h, w, _ = frames.shape
     scale = ANALYSIS_SHORT_SIDE / min(h, w)
     size = (max(8, round(h * scale)), max(8, round(w * scale)))
-    out = F.interpolate(torch.from_numpy(y)[:, None], size=size, mode="bilinear", antialias=scale < 1,
-                        align_corners=False)
-    return out[:, 0].numpy().astype(np.float64)
+    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    parts = []
+    for i in range(0, t, chunk):
+        y = torch.from_numpy(frames[i:i + chunk].astype(np.float32) @ weights)  # (t, H, W)
+        parts.append(F.interpolate(y[:, None], size=size, mode="bilinear", antialias=scale < 1,
+                                   align_corners=False)[:, 0].numpy())
+    return np.concatenate(parts).astype(np.float64)
 
 
 def _flat_laplacian(luma: np.ndarray) -> np.ndarray:
