@@ -37,3 +37,25 @@ def test_bad_uploads_are_400_and_the_server_stays_up(governed):
     expect_error(Api(governed.url).post("/v1/provenance/check", files={"other": ("a", b"x")}), 400,
                  code="unknown_parameter", param="other")
     assert Api(governed.url).get("/health").status_code == 200
+
+
+def test_public_share_plays_the_visibly_labelled_copy(governed, tmp_path):
+    import httpx
+    import numpy as np
+
+    from reelforge.media.decode import read_video
+
+    publisher = add_user(governed.admin, "prov_publisher", "creator", publisher=True)
+    video_id = make_video(publisher)
+    decision = publisher.ok("POST", f"/v1/videos/{video_id}/publication", json={"action": "publish"})
+    share = httpx.get(decision["share_url"]).json()
+    public = httpx.get(share["content_url"])
+    private = publisher.call("GET", f"/v1/videos/{video_id}/content")
+    (tmp_path / "public.mp4").write_bytes(public.content)
+    (tmp_path / "private.mp4").write_bytes(private.content)
+    a = read_video(tmp_path / "public.mp4")[0].astype(int)
+    b = read_video(tmp_path / "private.mp4")[0].astype(int)
+    changed = np.abs(a - b).max(axis=(0, 3)) > 40  # (H, W): where the label is
+    ys, xs = np.nonzero(changed)
+    assert len(ys) and ys.min() >= a.shape[1] // 2 and xs.min() >= a.shape[2] // 4  # the bottom-right corner only
+    assert check(governed.url, public.content).json()["verified"]

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 VARIANTS = {"video": ("video.mp4", "video/mp4"), "thumbnail": ("thumbnail.webp", "image/webp"),
-            "spritesheet": ("spritesheet.jpg", "image/jpeg")}
+            "spritesheet": ("spritesheet.jpg", "image/jpeg"),
+            "public": ("public.mp4", "video/mp4")}  # what share links play: with the visible "AI" label
 SPRITE_FRAMES = 16  # enough to scrub a 20 s clip in steps of just over a second
 SPRITE_COLUMNS = 4
 

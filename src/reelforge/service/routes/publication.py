@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
 
 from .. import publication
 from ..db import Video
@@ -83,4 +84,7 @@ def shared_video(token: str, session: SessionDep, request: Request):
 def shared_content(token: str, session: SessionDep, storage: StorageDep,
                    variant: Annotated[str, Query()] = "video"):
     video, _ = _shared(session, token)
+    public, media_type = storage.variant(video.id, "public")
+    if variant == "video" and video.status == "completed" and public.is_file():
+        return FileResponse(public, media_type=media_type)  # the copy with the visible label
     return content_response(video, storage, variant)

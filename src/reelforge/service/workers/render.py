@@ -50,6 +50,7 @@ def render(pipe: Pipeline, storage: Storage, video_id: str, spec: JobSpec,
 def render_files(storage: Storage, video_id: str, video: VideoOutput, identity: Identity) -> None:
     """The MP4 (watermarked, with a signed manifest naming this video), thumbnail and sprite sheet."""
     storage.folder(video_id).mkdir(parents=True, exist_ok=True)
-    write_marked(video.frames, storage.path(video_id, VARIANTS["video"][0]), video.fps, "mp4", video.settings,
-                 video.metadata, video_id, identity)
+    for variant, visible in (("video", False), ("public", True)):  # the gallery's copy wears a visible label
+        write_marked(video.frames, storage.path(video_id, VARIANTS[variant][0]), video.fps, "mp4", video.settings,
+                     video.metadata, video_id, identity, visible=visible)
     storage.write_previews(video_id, video.frames)
