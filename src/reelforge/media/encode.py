@@ -35,6 +35,8 @@ def write_av(frames: np.ndarray, path, fps: float, fmt: str, metadata: dict[str,
         stream.options = {"crf": str(crf)} if fmt == "mp4" else {"crf": str(crf), "b": "0"}
         if fmt == "mp4":
             stream.options["movflags"] = "+faststart"
+            if stream.width * stream.height > 640 * 360:  # 1080p at x264's default preset takes longer than generating
+                stream.options["preset"] = "veryfast"
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
