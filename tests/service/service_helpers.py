@@ -167,3 +167,36 @@ def make_video(api: Api, prompt: str = "a red ball rolls left on a blue backgrou
     if wait:
         wait_for(lambda: api.ok("GET", f"/v1/videos/{video['id']}")["status"] == "completed")
     return video["id"]
+
+
+class Browserless:
+    """A signed-in browser without a browser: an httpx client holding the session cookie, and the
+    CSRF token its pages carry."""
+
+    def __init__(self, url: str, name: str, password: str):
+        import httpx
+        self.client = httpx.Client(base_url=url, follow_redirects=False, timeout=30,
+                                   headers={"Accept": "text/html"})
+        response = self.client.post("/signin", data={"csrf": self.signin_token(), "username": name,
+                                                     "password": password})
+        assert response.status_code == 303 and response.headers["location"] == "/videos", response.text
+        self.csrf = form_token(self.client.get("/videos").text)
+
+    def signin_token(self) -> str:
+        return form_token(self.client.get("/signin").text)
+
+    def post(self, path: str, data: dict | None = None, **kwargs):
+        return self.client.post(path, data={"csrf": self.csrf, **(data or {})}, **kwargs)
+
+
+def form_token(html: str) -> str:
+    import re
+    return re.search(r'name="csrf" value="([^"]+)"', html)[1]
+
+
+def add_studio_user(live, name: str, role: str, password: str = "correct horse", publisher: bool = False) -> None:
+    """A user with a password, made as `reelforge users create` and `users set-password` would."""
+    from reelforge.service import accounts, logins
+    with live.app.state.sessions() as session:
+        accounts.create_user(session, name, role, "test", publisher)
+        logins.set_password(session, name, password, "test")

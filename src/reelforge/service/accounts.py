@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from . import audit, crud
-from .db import ApiKey, User
+from .db import ApiKey, User, WebSession
 from .errors import ApiError, invalid_param
 from .rights import check_role
 
@@ -150,11 +150,14 @@ def unsuspend(session: Session, users: list[User], actor: str) -> None:
 
 
 def revoke_all_keys(session: Session, actor: str, reason: str | None = None) -> tuple[int, list[str]]:
-    """The kill switch: every key stops working at once and every queued or running job is cancelled.
+    """The kill switch: every key and browser session stops working at once and every queued or running
+    job is cancelled.
     New keys (`reelforge keys create`) work again. Returns (keys revoked, videos cancelled)."""
     check_reason(reason)
     revoked = session.execute(update(ApiKey).where(ApiKey.revoked_at.is_(None)).values(revoked_at=crud.now())).rowcount
+    signed_out = session.execute(delete(WebSession)).rowcount  # browsers hold credentials too
     cancelled = crud.cancel_active(session, None)
-    audit.record(session, actor, "keys.revoked_all", None, keys=revoked, videos_cancelled=cancelled, reason=reason)
+    audit.record(session, actor, "keys.revoked_all", None, keys=revoked, sessions=signed_out,
+                 videos_cancelled=cancelled, reason=reason)
     session.commit()
     return revoked, cancelled

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..pipeline import Pipeline
+from . import web
 from .catalog import Catalog
 from .config import Settings
 from .db import make_engine, make_sessionmaker
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, load_pipeline: Callable[[], Pip
     app.include_router(reports.router)
     app.include_router(admin.router)
     app.include_router(provenance.router)
+    web.mount(app)  # the studio's pages at / (last: the API's routes and error handlers come first)
 
     @app.get("/health", include_in_schema=False)
     def health():

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .catalog import RenderSeconds, RenderSize
-from .db import ApiKey, Job, Usage, User, Video
+from .db import ApiKey, Job, Usage, User, Video, WebSession
 from .errors import unauthorized
 from .rights import DEFAULT_ROLE, check_role
 from .security import generate_key, hash_key, shown_prefix
@@ -124,6 +124,9 @@ def _still_allowed(session: Session, user: User) -> None:
     was authenticated still stops it, so no job starts after the kill switch has answered."""
     suspended = session.scalar(select(User.suspended_at).where(User.id == user.id))
     live_key = session.scalar(select(ApiKey.id).where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None)).limit(1))
+    if live_key is None:  # a browser's session is a credential too; the kill switch deletes them all
+        live_key = session.scalar(select(WebSession.id).where(WebSession.user_id == user.id,
+                                                              WebSession.expires_at > now()).limit(1))
     if suspended is not None or live_key is None:
         session.rollback()
         raise unauthorized(f"user {user.name!r} was suspended or lost their keys while this request ran")
@@ -132,6 +135,12 @@ def _still_allowed(session: Session, user: User) -> None:
 def get_video(session: Session, user: User, video_id: str) -> Video | None:
     """Another user's video is reported as missing, not forbidden: ids do not leak."""
     return session.scalar(select(Video).where(Video.id == video_id, Video.user_id == user.id))
+
+
+def specs(session: Session, video_ids: list[str]) -> dict[str, JobSpec]:
+    """What made each video (seed, size, the engine's knobs), by video id."""
+    rows = session.execute(select(Job.id, Job.spec).where(Job.id.in_(video_ids)))
+    return {video_id: JobSpec.from_json(spec) for video_id, spec in rows}
 
 
 def find_video(session: Session, video_id: str) -> Video | None:

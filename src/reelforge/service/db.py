@@ -1,4 +1,4 @@
-"""The database: users, their API keys, videos (the public objects), jobs (the durable queue), and
+"""The database: users, their API keys and browser sessions, videos (the public objects), jobs (the durable queue), and
 governance: usage for quotas, red-team reports, the prompt policy, blocked prompts, the audit log.
 
 SQLite in WAL mode under REELFORGE_HOME: readers never wait for the worker's writes, and a job row
@@ -33,6 +33,8 @@ class User(Base):
     seconds_per_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
     create_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[int] = mapped_column(Integer)
+    # "scrypt$n$r$p$salt$hash" (security.hash_password); None: no browser sign-in, keys only.
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class ApiKey(Base):
@@ -44,6 +46,18 @@ class ApiKey(Base):
     created_at: Mapped[int] = mapped_column(Integer)
     revoked_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_used_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class WebSession(Base):
+    """A signed-in browser: the cookie holds a random token, the row only its hash (like a key).
+    Signing out deletes the row; a suspension or the kill switch refuses or deletes it."""
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the cookie's token
+    csrf: Mapped[str] = mapped_column(String(64))  # echoed by every form and by JS in X-CSRF-Token
+    created_at: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[int] = mapped_column(Integer)
 
 
 class Video(Base):

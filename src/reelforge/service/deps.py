@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Annotated, Iterator
 
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
-from . import crud, publication, quotas
+from . import crud, logins, publication, quotas
 from .catalog import Catalog
 from .config import Settings
-from .db import User, Video
+from .db import User, Video, WebSession
 from .errors import ApiError, forbidden, not_found, unauthorized
 from .rights import DOING, Right, can
 from .storage import Storage
@@ -50,13 +51,40 @@ QueueDep = Annotated[JobQueue, Depends(get_queue)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 
 
-def authenticate(session: Session, request: Request) -> User:
-    """The user whose key the request carries; 401 without a valid key or for a suspended user.
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
-    Reads the database on every request, with no cache: a revoked key or a suspension is refused on
-    the very next call."""
+
+def _suspended(user: User) -> ApiError:
+    return unauthorized(f"user {user.name!r} is suspended, and so are their keys; an admin can lift it "
+                        f"(`reelforge users unsuspend {user.name}`)", code="user_suspended")
+
+
+def browser_session(session: Session, request: Request) -> tuple[WebSession, User] | None:
+    """The signed-in browser's live session and user, or None (no cookie, signed out, expired)."""
+    token = request.cookies.get(logins.COOKIE)
+    return logins.session_for(session, token) if token else None
+
+
+def authenticate(session: Session, request: Request) -> User:
+    """The user whose key the request carries (or, with no key, whose browser session cookie);
+    401 without valid credentials or for a suspended user.
+
+    Reads the database on every request, with no cache: a revoked key, a signed-out session or a
+    suspension is refused on the very next call. A cookie is sent by the browser on its own, so a
+    request that changes something must also echo the session's CSRF token (X-CSRF-Token)."""
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
+    if not header and request.cookies.get(logins.COOKIE):
+        found = browser_session(session, request)
+        if found is None:
+            raise unauthorized("your browser session has ended; sign in again at /signin", code="session_expired")
+        row, user = found
+        if user.suspended_at is not None:
+            raise _suspended(user)
+        if request.method not in SAFE_METHODS and not secrets.compare_digest(
+                request.headers.get("x-csrf-token", ""), row.csrf):
+            raise forbidden("a request made with a browser session must carry its X-CSRF-Token header")
+        return user
     if not header:
         raise unauthorized("missing API key; send 'Authorization: Bearer <key>' "
                            "(make one with `reelforge keys create --user NAME`)")
@@ -66,8 +94,7 @@ def authenticate(session: Session, request: Request) -> User:
     if user is None:
         raise unauthorized(f"invalid API key '{key.strip()[:6]}...'; it is unknown or revoked")
     if user.suspended_at is not None:
-        raise unauthorized(f"user {user.name!r} is suspended, and so are their keys; an admin can lift it "
-                           f"(`reelforge users unsuspend {user.name}`)", code="user_suspended")
+        raise _suspended(user)
     return user
 
 

@@ -57,6 +57,22 @@ def users_create(name, role, publisher):
                + (" and the publisher right" if user.publisher else ""))
 
 
+@users.command("set-password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (one line), for scripts.")
+def users_set_password(name, password_stdin):
+    """Let user NAME sign in to the web studio with a password (asked for twice unless --password-stdin).
+    Their browsers that are signed in now are signed out."""
+    from . import logins
+    if password_stdin:
+        password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with sessions()() as session, one_line_errors():
+        logins.set_password(session, name, password, actor())
+    click.echo(f"set the password of user {name!r}; they can sign in at /signin")
+
+
 @users.command("list")
 def users_list():
     """Every user: role, publisher right, suspension, own limits."""

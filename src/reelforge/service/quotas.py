@@ -71,3 +71,12 @@ def check_seconds(session: Session, user: User, settings: Settings, seconds: flo
             break
     raise too_many(f"user {user.name!r} rendered {used:g} s of video in the last 24 hours; this video needs "
                    f"{seconds:g} s more and the quota is {limit} s a day", retry_after=retry, code="quota_exceeded")
+
+
+def usage_by_user(session: Session, since: int) -> list[tuple[str, int, float]]:
+    """(user name, videos started, seconds rendered) since `since`, busiest first: the admin's view."""
+    from sqlalchemy import func
+    rows = session.execute(select(User.name, func.count(Usage.id), func.coalesce(func.sum(Usage.seconds), 0.0))
+                           .join(Usage, Usage.user_id == User.id).where(Usage.created_at >= since)
+                           .group_by(User.name).order_by(func.sum(Usage.seconds).desc(), User.name))
+    return [(name, count, float(seconds)) for name, count, seconds in rows]

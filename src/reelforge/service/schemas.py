@@ -11,6 +11,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, field_validator
 
 from ..pipeline import MAX_PROMPT_CHARS
+from .workers.base import MAX_GUIDANCE, MAX_STEPS, MIN_STEPS
 from .db import Video
 
 OPENAI_MAX_PROMPT_CHARS = 32_000
@@ -59,6 +60,12 @@ class VideoCreate(_Request):
     size: Optional[StrictStr] = None
     input_reference: Optional[ImageReference] = None  # an uploaded file arrives beside, not in here
     seed: Optional[Annotated[int, Field(strict=True, ge=0, lt=2**31)]] = None  # ours: the same seed, the same video
+    # Ours too (the SDK passes them through extra_body): the engine's own knobs. Lax types, because
+    # a multipart form sends every value as text.
+    negative_prompt: Optional[Annotated[StrictStr, Field(max_length=MAX_PROMPT_CHARS)]] = None
+    steps: Optional[Annotated[int, Field(ge=MIN_STEPS, le=MAX_STEPS)]] = None  # None: the model's default
+    guidance: Optional[Annotated[float, Field(gt=0, le=MAX_GUIDANCE)]] = None  # None: the model's default
+    turbo: bool = False  # First Block Cache: skip transformer work on steps that change little
 
     _prompt = field_validator("prompt")(_check_prompt)
 

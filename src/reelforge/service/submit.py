@@ -22,10 +22,10 @@ from .errors import invalid_param, not_ready
 from .schemas import VideoCreate, VideoEdit, VideoExtend
 from .storage import Storage
 from .uploads import Body, data_url_bytes, decode_image, probe_video
-from .workers.base import JobQueue, JobSpec
+from .workers.base import TURBO_CACHE_THRESHOLD, JobQueue, JobSpec
 
 
-def _new_seed() -> int:
+def new_seed() -> int:
     return random.randrange(2**31)
 
 
@@ -89,9 +89,10 @@ def create(session: Session, storage: Storage, queue: JobQueue, catalog: Catalog
     size, seconds = catalog.size(request.size), catalog.seconds(request.seconds)
     image = _reference_image(request, body, settings)
     video_id = crud.new_video_id()
-    seed = _new_seed() if request.seed is None else request.seed
+    seed = new_seed() if request.seed is None else request.seed
     spec = JobSpec("create", request.prompt, seed, size.width, size.height, seconds.seconds,
-                   reference=image is not None)
+                   reference=image is not None, negative_prompt=request.negative_prompt, steps=request.steps,
+                   guidance=request.guidance, cache_threshold=TURBO_CACHE_THRESHOLD if request.turbo else 0.0)
     return _start(session, storage, queue, settings, user, video_id, spec, kind="create", model=model, size=size,
                   seconds=seconds, reference=image)
 
@@ -136,7 +137,7 @@ def extend(session: Session, storage: Storage, queue: JobQueue, catalog: Catalog
         size = RenderSize(f"{width}x{height}", width, height)
         total = RenderSeconds(_number(round(duration + segment.seconds, 3)), duration + segment.seconds)
         model, files, links, source_id = catalog.model(None), {"source.mp4": data}, None, None
-    spec = JobSpec("extension", request.prompt, _new_seed(), size.width, size.height, segment.seconds, source=True)
+    spec = JobSpec("extension", request.prompt, new_seed(), size.width, size.height, segment.seconds, source=True)
     return _start(session, storage, queue, settings, user, crud.new_video_id(), spec, kind="extension", model=model,
                   size=size, seconds=total, files=files, links=links, source_video_id=source_id)
 
@@ -156,7 +157,7 @@ def edit(session: Session, storage: Storage, queue: JobQueue, catalog: Catalog, 
         size = RenderSize(f"{width}x{height}", width, height)
         length = min(duration, catalog.max_seconds())
         seconds = RenderSeconds(_number(round(length, 3)), length)
-        model, seed, files, links, source_id = catalog.model(None), _new_seed(), {"source.mp4": data}, None, None
+        model, seed, files, links, source_id = catalog.model(None), new_seed(), {"source.mp4": data}, None, None
     spec = JobSpec("edit", request.prompt, seed, size.width, size.height, seconds.seconds, source=True)
     return _start(session, storage, queue, settings, user, crud.new_video_id(), spec, kind="edit", model=model,
                   size=size, seconds=seconds, files=files, links=links, source_video_id=source_id)

@@ -14,6 +14,8 @@ from ..deps import CurrentUser, FieldsDep, OwnedVideo, SessionDep, StorageDep
 from ..errors import ApiError, invalid_param
 from ..governance_schemas import Gallery, GalleryItem, GalleryParams, PublicationPublic, PublicationRequest
 from ..uploads import validate
+from ..web.pages import share_page, wants_html
+from ..web.templating import optional_viewer
 from .videos import content_response
 
 router = APIRouter(tags=["publication"])
@@ -75,8 +77,12 @@ def gallery(session: SessionDep, request: Request, params: Annotated[GalleryPara
 
 @router.get("/share/{token}", response_model=GalleryItem, name="shared_video")
 def shared_video(token: str, session: SessionDep, request: Request):
-    """A public video's details; no key needed. 404 once it is withdrawn or retracted."""
+    """A public video's details; no key needed. 404 once it is withdrawn or retracted. A browser
+    (Accept: text/html) gets the studio's page with a player instead."""
     video, creator = _shared(session, token)
+    if wants_html(request):
+        viewer = optional_viewer(request, session)
+        return share_page(request, viewer, video, creator, str(request.url_for("shared_content", token=token)))
     return _item(request, video, creator)
 
 

@@ -24,6 +24,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 VIDEO_STATUS = {"queued": "queued", "running": "in_progress", "done": "completed", "failed": "failed",
                 "cancelled": "failed"}
 ACTIVE_STATES = ("queued", "running")
+# What a request may ask of the engine (the pipeline checks the same bounds again).
+MIN_STEPS, MAX_STEPS, MAX_GUIDANCE = 1, 200, 30.0
+TURBO_CACHE_THRESHOLD = 0.1  # First Block Cache's threshold when "turbo" is on
 
 
 def can_move(state: str, to: str) -> bool:
@@ -42,6 +45,11 @@ class JobSpec:
     seconds: float
     reference: bool = False
     source: bool = False
+    # The engine's knobs; None: the model's defaults. Kept here, so every video shows what made it.
+    negative_prompt: str | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    cache_threshold: float = 0.0  # > 0: First Block Cache ("turbo")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -28,7 +28,9 @@ def load_image(path) -> np.ndarray:
 def render(pipe: Pipeline, storage: Storage, video_id: str, spec: JobSpec,
            report: Callable[[int], bool], identity: Identity) -> None:
     """Generate and write the video's files; raises the engine's `Cancelled` when report says stop."""
-    steps = pipe.config.steps
+    steps = spec.steps or pipe.config.steps
+    knobs = dict(negative_prompt=spec.negative_prompt, steps=spec.steps, guidance=spec.guidance,
+                 cache_threshold=spec.cache_threshold)
 
     def on_step(i: int, t: float, latents) -> bool:
         return report(min(DENOISE_SHARE, DENOISE_SHARE * (i + 1) // steps))
@@ -36,12 +38,12 @@ def render(pipe: Pipeline, storage: Storage, video_id: str, spec: JobSpec,
     image = load_image(storage.path(video_id, "reference.png")) if spec.reference else None
     if spec.kind == "extension":
         frames, fps, _ = read_video(storage.path(video_id, "source.mp4"))
-        video = pipe.extend(frames, fps, spec.prompt, seconds=spec.seconds, seed=spec.seed, on_step=on_step)
+        video = pipe.extend(frames, fps, spec.prompt, seconds=spec.seconds, seed=spec.seed, on_step=on_step, **knobs)
     else:
         if spec.kind == "edit":  # an edit keeps the source's opening frame and re-imagines the rest
             image = read_video(storage.path(video_id, "source.mp4"))[0][0]
         video = pipe(spec.prompt, seconds=spec.seconds, size=(spec.width, spec.height), seed=spec.seed,
-                     image=image, on_step=on_step)
+                     image=image, on_step=on_step, **knobs)
     if not report(DENOISE_SHARE):
         raise Cancelled("cancelled before encoding")
     render_files(storage, video_id, video, identity)
