@@ -58,7 +58,8 @@ def create_user(request: Request, viewer: SignedIn, form: FormDep, session: Sess
 @router.post("/users/{name}")
 def update_user(name: str, request: Request, viewer: SignedIn, form: FormDep, session: SessionDep):
     _admin_post(request, viewer, form)
-    change = accounts.UserChange(role=_text(form.fields, "role") or None, publisher=form.fields.get("publisher") == "on")
+    change = accounts.UserChange(role=_text(form.fields, "role") or None,
+                                 publisher=form.fields.get("publisher") == "on")
     try:
         accounts.update_user(session, name, change, viewer.user.name)
     except ApiError as e:
