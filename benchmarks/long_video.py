@@ -20,12 +20,13 @@ CHILD = r"""
 import json, os, resource, sys, tempfile, time, torch
 torch.set_num_threads(2)
 seconds, size, fps, mode, prompt = float(sys.argv[1]), sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5]
+model = sys.argv[6] or None
 t0 = time.perf_counter()
 from reelforge.long import Shot, deliver_frames, generate_long, seam_ratio
 from reelforge.media.provenance import load_identity, write_marked
 from reelforge.pipeline import Pipeline, parse_size
 from reelforge.world.analyzer import analyze
-pipe = Pipeline.from_pretrained()
+pipe = Pipeline.from_pretrained(model)
 kwargs = {"steps": 8, "sampler": "euler", "cache_threshold": 0.1} if mode == "turbo" else {}
 os.environ["REELFORGE_HOME"] = tempfile.mkdtemp()
 identity = load_identity()
@@ -69,12 +70,13 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--runs", default=DEFAULT_RUNS, help="seconds:WxH:fps:mode, comma separated (mode default|turbo)")
     p.add_argument("--prompts", type=int, default=1, help="prompts per run (consistency over more clips)")
+    p.add_argument("--model", default="", help="a model directory [default: the built-in model]")
     args = p.parse_args()
     results, rows = [], []
     for run in args.runs.split(","):
         seconds, size, fps, mode = run.split(":")
         for prompt in PROMPTS[:args.prompts]:
-            out = subprocess.run([sys.executable, "-c", CHILD, seconds, size, fps, mode, prompt],
+            out = subprocess.run([sys.executable, "-c", CHILD, seconds, size, fps, mode, prompt, args.model],
                                  capture_output=True, text=True)
             if out.returncode != 0:
                 raise SystemExit(out.stderr[-2000:])

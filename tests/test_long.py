@@ -42,10 +42,13 @@ def test_long_storyboard_clip_has_the_asked_length_size_and_rate(tiny_pipeline):
 
 
 def test_long_clip_starts_like_the_short_one(tiny_pipeline):
-    """The first window is exactly the single-window generation: extending never rewrites it."""
+    """The first window is the single-window generation: extending only fades its last held
+    frames (fewer than one second) into the next window's redraw of them."""
     short = tiny_pipeline("a green box", seconds=4, seed=5, steps=2)
     long = generate_long(tiny_pipeline, [Shot(0.0, "a green box")], seconds=9, seed=5, steps=2)
-    assert np.array_equal(long.frames[:len(short.frames)], short.frames)
+    held = 5  # 1 + 4k frames of the last second at 8 fps
+    assert np.array_equal(long.frames[:len(short.frames) - held], short.frames[:-held])
+    assert not np.array_equal(long.frames[:len(short.frames)], short.frames)
 
 
 def test_too_long_is_refused(tiny_pipeline):

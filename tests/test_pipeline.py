@@ -37,7 +37,11 @@ def test_extend_appends_the_continuation(tiny_pipeline):
     first = tiny_pipeline("a red square moves right", seconds=1, seed=3)
     longer = tiny_pipeline.extend(first.frames, first.fps, "a red square moves right", seconds=1, seed=4)
     assert longer.frames.shape[0] == first.frames.shape[0] + 8
-    assert np.array_equal(longer.frames[: len(first.frames)], first.frames)
+    held = 5  # the last 1 + 4k frames of the last second are faded into the continuation's redraw
+    assert np.array_equal(longer.frames[: len(first.frames) - held], first.frames[:-held])
+    # The first held frame is still mostly the original.
+    first_faded = longer.frames[len(first.frames) - held].astype(int)
+    assert np.abs(first_faded - first.frames[-held]).mean() < np.abs(first_faded - longer.frames[-1]).mean() + 1
 
 
 @pytest.mark.parametrize("kwargs, message", [

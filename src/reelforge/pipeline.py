@@ -185,8 +185,17 @@ class Pipeline:
         prefix = self._frames_to_model(tail[:, -keep:].permute(1, 2, 3, 0).numpy(), self.config.fps, bucket)
         video, settings = self._generate(prompt, negative_prompt, seconds + keep / self.config.fps, fps, size,
                                          seed, steps, guidance, sampler, prefix, on_step, cache_threshold)
-        new = self._deliver(video[:, keep:], self.config.fps, fps, seconds, size, settings)
-        out = np.concatenate([frames, new.frames])
+        if fps == self.config.fps and keep <= len(frames):
+            # Overlapping windows: the new decode redraws the held frames too; fade the original
+            # into that redraw over them, so the join falls inside one decode and shows no jump.
+            both = self._deliver(video, self.config.fps, fps, video.shape[1] / fps, size, settings)
+            new = VideoOutput(both.frames[keep:], fps, both.seed, both.settings)
+            weight = np.linspace(0, 1, keep + 2)[1:-1, None, None, None]  # (keep, 1, 1, 1): toward the redraw
+            faded = (1 - weight) * frames[-keep:] + weight * both.frames[:keep]
+            out = np.concatenate([frames[:-keep], np.rint(faded).astype(np.uint8), new.frames])
+        else:
+            new = self._deliver(video[:, keep:], self.config.fps, fps, seconds, size, settings)
+            out = np.concatenate([frames, new.frames])
         return VideoOutput(frames=out, fps=fps, seed=new.seed,
                            settings={**new.settings, "seconds": seconds, "extended_from_frames": len(frames)})
 
