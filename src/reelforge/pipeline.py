@@ -188,7 +188,7 @@ class Pipeline:
         if fps == self.config.fps and keep <= len(frames):
             # Overlapping windows: the new decode redraws the held frames too; fade the original
             # into that redraw over them, so the join falls inside one decode and shows no jump.
-            both = self._deliver(video, self.config.fps, fps, video.shape[1] / fps, size, settings)
+            both = self._deliver(video, self.config.fps, fps, seconds + keep / fps, size, settings)
             new = VideoOutput(both.frames[keep:], fps, both.seed, both.settings)
             weight = np.linspace(0, 1, keep + 2)[1:-1, None, None, None]  # (keep, 1, 1, 1): toward the redraw
             faded = (1 - weight) * frames[-keep:] + weight * both.frames[:keep]

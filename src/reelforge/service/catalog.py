@@ -21,6 +21,7 @@ OPENAI_EXTEND_SECONDS = (4, 8, 12, 16, 20)
 DEFAULT_SECONDS = 4.0
 # An extension re-denoises up to one second of the source as context, inside the model's window.
 EXTEND_CONTEXT_SECONDS = 1.0
+MAX_API_SECONDS = 20.0  # the API's longest lengths (OpenAI's extensions reach 20 s)
 
 
 @dataclass(frozen=True)
@@ -93,10 +94,12 @@ class Catalog:
         return RenderSize(requested, width, height)
 
     def max_seconds(self, extension: bool = False) -> float:
-        return self.config.max_seconds - (EXTEND_CONTEXT_SECONDS if extension else 0.0)
+        """New clips and extensions may run past the model's window up to MAX_API_SECONDS: they are
+        made window by window (reelforge.long), each window continuing the last."""
+        return max(self.config.max_seconds, MAX_API_SECONDS)
 
     def seconds(self, requested: str | int | float | None, extension: bool = False) -> RenderSeconds:
-        """OpenAI's lengths are capped to the model's window; other lengths must fit in it."""
+        """OpenAI's lengths and ours up to the limit are rendered in full."""
         limit = self.max_seconds(extension)
         if requested is None:
             value = min(DEFAULT_SECONDS, limit)

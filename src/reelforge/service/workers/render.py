@@ -5,11 +5,13 @@ called as work goes and returning False stops the work (the engine raises `Cance
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
 
 from ...flow.samplers import Cancelled
+from ...long import WINDOW_SECONDS, Shot, generate_long, window_plan
 from ...media.decode import read_video
 from ...media.provenance import Identity, write_marked
 from ...pipeline import Pipeline, VideoOutput
@@ -28,17 +30,29 @@ def load_image(path) -> np.ndarray:
 def render(pipe: Pipeline, storage: Storage, video_id: str, spec: JobSpec,
            report: Callable[[int], bool], identity: Identity) -> None:
     """Generate and write the video's files; raises the engine's `Cancelled` when report says stop."""
-    steps = spec.steps or pipe.config.steps
+    long = spec.kind == "create" and spec.seconds > pipe.config.max_seconds and not spec.reference
+    source_fps = read_video(storage.path(video_id, "source.mp4"))[1] if spec.kind == "extension" else pipe.config.fps
+    segments = _segments(spec.seconds, pipe.config.max_seconds - 1.0, source_fps) if spec.kind == "extension" \
+        else [spec.seconds]
+    windows = len(window_plan(spec.seconds, WINDOW_SECONDS, 1.0)) if long else len(segments)
+    steps = (spec.steps or pipe.config.steps) * windows
     knobs = dict(negative_prompt=spec.negative_prompt, steps=spec.steps, guidance=spec.guidance,
                  cache_threshold=spec.cache_threshold)
+    done = [0]  # steps over all windows: a long clip's progress runs once from 0 to 100
 
     def on_step(i: int, t: float, latents) -> bool:
-        return report(min(DENOISE_SHARE, DENOISE_SHARE * (i + 1) // steps))
+        done[0] += 1
+        return report(min(DENOISE_SHARE, DENOISE_SHARE * done[0] // steps))
 
     image = load_image(storage.path(video_id, "reference.png")) if spec.reference else None
-    if spec.kind == "extension":
+    if long:  # past the model's window: window by window (reelforge.long)
+        video = generate_long(pipe, [Shot(0.0, spec.prompt)], spec.seconds, size=(spec.width, spec.height),
+                              seed=spec.seed, on_step=on_step, **knobs)
+    elif spec.kind == "extension":
         frames, fps, _ = read_video(storage.path(video_id, "source.mp4"))
-        video = pipe.extend(frames, fps, spec.prompt, seconds=spec.seconds, seed=spec.seed, on_step=on_step, **knobs)
+        for k, segment in enumerate(segments):  # one window at a time, each continuing the last
+            video = pipe.extend(frames, fps, spec.prompt, seconds=segment, seed=spec.seed + k, on_step=on_step, **knobs)
+            frames = video.frames
     else:
         if spec.kind == "edit":  # an edit keeps the source's opening frame and re-imagines the rest
             image = read_video(storage.path(video_id, "source.mp4"))[0][0]
@@ -47,6 +61,15 @@ def render(pipe: Pipeline, storage: Storage, video_id: str, spec: JobSpec,
     if not report(DENOISE_SHARE):
         raise Cancelled("cancelled before encoding")
     render_files(storage, video_id, video, identity)
+
+
+def _segments(seconds: float, longest: float, fps: float) -> list[float]:
+    """`seconds` split into pieces of at most `longest`, each a whole number of frames at `fps`, so
+    that the pieces add up to exactly the frames asked for."""
+    total = round(seconds * fps)
+    count = max(1, math.ceil(seconds / longest - 1e-9))
+    frames = [total // count + (1 if i < total % count else 0) for i in range(count)]
+    return [n / fps for n in frames]
 
 
 def render_files(storage: Storage, video_id: str, video: VideoOutput, identity: Identity) -> None:
