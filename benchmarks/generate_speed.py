@@ -23,7 +23,10 @@ steps = None if sys.argv[2] == "default" else int(sys.argv[2])
 runs, out = int(sys.argv[3]), sys.argv[4]
 t0 = time.perf_counter()
 from reelforge.pipeline import Pipeline
-from reelforge.media.encode import write_video
+from reelforge.media.provenance import load_identity, write_marked
+import os, tempfile
+os.environ["REELFORGE_HOME"] = tempfile.mkdtemp()
+identity = load_identity()
 pipe = Pipeline.from_pretrained()
 load_s = time.perf_counter() - t0
 prompts = ["a red ball rolls left across a blue floor", "a small yellow star spins on a purple background",
@@ -32,7 +35,7 @@ times = []
 for i in range(runs + 1):  # the first run warms up allocators and kernels
     t0 = time.perf_counter()
     video = pipe(prompts[i % len(prompts)], seconds=4, seed=i, steps=steps)
-    write_video(video.frames, out, video.fps, metadata=video.metadata)
+    write_marked(video.frames, out, video.fps, "mp4", video.settings, video.metadata, f"speed_{i}", identity)
     times.append(time.perf_counter() - t0)
 peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"load_s": load_s, "warmup_s": times[0], "times_s": times[1:], "peak_rss_mb": peak_mb,
