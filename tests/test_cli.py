@@ -42,7 +42,9 @@ def test_other_formats(run, tiny_model_dir, tmp_path, fmt):
     (["x", "-o", "{tmp}/a.mp4", "--format", "mov"], "unknown output format 'mov'"),
     (["x", "-o", "{tmp}/a.mp4", "--seconds", "0"], "seconds must be > 0"),
     (["x", "-o", "{tmp}/a.mp4", "--seconds", "-3"], "seconds must be > 0"),
-    (["x", "-o", "{tmp}/a.mp4", "--seconds", "99"], "seconds must be > 0 and <= 8"),
+    (["x", "-o", "{tmp}/a.mp4", "--seconds", "999"], "seconds must be > 0 and <= 120"),
+    (["-o", "{tmp}/a.mp4"], "give a PROMPT or a --storyboard"),
+    (["--storyboard", "2s: a red ball", "-o", "{tmp}/a.mp4"], "must start at 0s"),
     (["x", "-o", "/nonexistent/dir/a.mp4"], "does not exist"),
     (["x", "-o", "{tmp}/a.mp4", "--seconds", "abc"], "abc"),
 ])

@@ -59,7 +59,8 @@ class VideoCreate(_Request):
     seconds: Optional[Seconds] = None
     size: Optional[StrictStr] = None
     input_reference: Optional[ImageReference] = None  # an uploaded file arrives beside, not in here
-    seed: Optional[Annotated[int, Field(strict=True, ge=0, lt=2**31)]] = None  # ours: the same seed, the same video
+    # Lax: the SDK sends extra_body fields as multipart text when it posts a form.
+    seed: Optional[Annotated[int, Field(ge=0, lt=2**31)]] = None  # ours: the same seed, the same video
     # Ours too (the SDK passes them through extra_body): the engine's own knobs. Lax types, because
     # a multipart form sends every value as text.
     negative_prompt: Optional[Annotated[StrictStr, Field(max_length=MAX_PROMPT_CHARS)]] = None
