@@ -19,6 +19,8 @@ class OutputError(ValueError):
 def even_frames(frames: np.ndarray) -> np.ndarray:
     """yuv420p needs even sizes: pad by edge replication (never crop what the user asked for)."""
     t, h, w, _ = frames.shape
+    if h % 2 == 0 and w % 2 == 0:
+        return frames  # no copy: a long 1080p clip is gigabytes
     return np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
