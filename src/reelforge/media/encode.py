@@ -78,6 +78,24 @@ def check_output_path(path: str | os.PathLike, fmt: str | None = None) -> tuple[
     return path, fmt
 
 
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, mode: int | None = None) -> Path:
+    """Write `data` to `path` through a temp file in the same folder and a rename: readers see the
+    old file or the new one, never half of one. `mode` sets the permissions before the rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
 def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float, fmt: str | None = None,
                 metadata: dict[str, str] | None = None, crf: int = 18) -> Path:
     """Write uint8 frames (T, H, W, 3). MP4 is H.264 yuv420p with faststart, so browsers play it."""

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import watermark
-from .encode import check_output_path, write_video
+from .encode import check_output_path, write_bytes_atomic, write_video
 
 GENERATOR = "ReelForge"
 SIGNED_FORMATS = {"mp4": "video/mp4", "gif": "image/gif", "png": "image/png"}  # c2pa cannot embed in WebM
@@ -45,14 +45,6 @@ class Identity:
 def reelforge_home(env: dict | None = None) -> Path:
     env = os.environ if env is None else env
     return Path(env.get("REELFORGE_HOME") or "~/.reelforge").expanduser()
-
-
-def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
 
 
 def _make_certificates(deployment_id: str) -> tuple[bytes, bytes, bytes]:
@@ -103,7 +95,7 @@ def load_identity(home: Path | None = None, env: dict | None = None) -> Identity
     folder.mkdir(parents=True, exist_ok=True)
     id_path = folder / "deployment.json"
     if not id_path.exists():
-        _write_atomic(id_path, json.dumps({"deployment_id": f"dep_{secrets.token_hex(8)}"}).encode())
+        write_bytes_atomic(id_path, json.dumps({"deployment_id": f"dep_{secrets.token_hex(8)}"}).encode())
     deployment_id = json.loads(id_path.read_text())["deployment_id"]
     cert_env, key_env = env.get("REELFORGE_SIGNING_CERT"), env.get("REELFORGE_SIGNING_KEY")
     if cert_env or key_env:
@@ -119,9 +111,9 @@ def load_identity(home: Path | None = None, env: dict | None = None) -> Identity
     paths = {name: folder / name for name in ("chain.pem", "signer.key", "ca.pem")}
     if not all(p.exists() for p in paths.values()):
         chain, key, ca = _make_certificates(deployment_id)
-        _write_atomic(paths["ca.pem"], ca)
-        _write_atomic(paths["signer.key"], key, mode=0o600)
-        _write_atomic(paths["chain.pem"], chain)  # last: its presence means the set is complete
+        write_bytes_atomic(paths["ca.pem"], ca, mode=0o644)
+        write_bytes_atomic(paths["signer.key"], key, mode=0o600)
+        write_bytes_atomic(paths["chain.pem"], chain, mode=0o644)  # last: its presence means the set is complete
     return Identity(deployment_id, paths["chain.pem"].read_bytes(), paths["signer.key"].read_bytes(),
                     paths["ca.pem"].read_bytes())
 
@@ -189,12 +181,17 @@ def visible_mark(frames: np.ndarray, text: str = "AI · ReelForge") -> np.ndarra
 
 def write_marked(frames: np.ndarray, path: str | os.PathLike, fps: float, fmt: str | None, settings: dict,
                  metadata: dict[str, str], video_id: str, identity: Identity, visible: bool = False) -> Path:
-    """Watermark, optionally label, encode and sign: the only way outputs are written. Atomic:
+    """Watermark, optionally label, encode and sign: the way every output is written."""
+    marked = watermark.embed(frames, fps, identity.deployment_id, video_id)
+    return write_signed(visible_mark(marked) if visible else marked, path, fps, fmt, settings, metadata,
+                        video_id, identity)
+
+
+def write_signed(marked: np.ndarray, path: str | os.PathLike, fps: float, fmt: str | None, settings: dict,
+                 metadata: dict[str, str], video_id: str, identity: Identity) -> Path:
+    """Encode frames that already carry the watermark and sign the file (MP4, GIF, PNG). Atomic:
     the file appears complete and signed, or not at all."""
     path, fmt = check_output_path(path, fmt)
-    marked = watermark.embed(frames, fps, identity.deployment_id, video_id)
-    if visible:
-        marked = visible_mark(marked)
     if fmt not in SIGNED_FORMATS:
         return write_video(marked, path, fps, fmt, metadata=metadata)
     fd, unsigned = tempfile.mkstemp(prefix=f".{path.name}.unsigned.", suffix=f".{fmt}", dir=path.parent)

@@ -232,7 +232,7 @@ def detect(frames: np.ndarray, fps: float) -> WatermarkResult:
     phases = [period * i / PHASE_STEPS for i in range(PHASE_STEPS)] if len(frames) / fps > BLOCK_SECONDS else [0.0]
     phase = max(phases, key=lambda p: _pilot(_demodulate(per_frame, fps, p), (0.0, 0.0, 0.0, 0.0))[0])
     d = _demodulate(per_frame, fps, phase)
-    z, coeffs, crop = max(((*_pilot(d, c), c) for c in _crops()), key=lambda r: r[0])
+    crop = max(_crops(), key=lambda c: _pilot(d, c)[0])
     phase = max(phases, key=lambda p: _pilot(_demodulate(per_frame, fps, p), crop)[0])  # again, at that crop
     d = _demodulate(per_frame, fps, phase)
     z, coeffs = _pilot(d, crop)

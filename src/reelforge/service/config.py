@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..media.provenance import reelforge_home
+
 # The official SDK's model names; by default they all mean the served model, so code written
 # against Sora runs unchanged. REELFORGE_MODEL_ALIASES adds to or overrides these.
 OPENAI_MODEL_NAMES = ("sora-2", "sora-2-pro", "sora-2-2025-10-06", "sora-2-pro-2025-10-06", "sora-2-2025-12-08")
@@ -78,7 +80,7 @@ class Settings:
     def from_env(cls, env: dict | None = None, **overrides) -> "Settings":
         """Settings from REELFORGE_* variables; keyword overrides (the CLI's options) win."""
         env = dict(os.environ if env is None else env)
-        home = Path(env.get("REELFORGE_HOME") or "~/.reelforge").expanduser()
+        home = reelforge_home(env)
         model_dir = env.get("REELFORGE_MODEL_DIR")
         settings = cls(
             home=home,

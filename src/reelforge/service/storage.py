@@ -13,10 +13,11 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ..media.encode import write_bytes_atomic
 
 VARIANTS = {"video": ("video.mp4", "video/mp4"), "thumbnail": ("thumbnail.webp", "image/webp"),
             "spritesheet": ("spritesheet.jpg", "image/jpeg"),
@@ -43,16 +44,7 @@ class Storage:
     def write_bytes(self, video_id: str, name: str, data: bytes) -> Path:
         target = self.path(video_id, name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return target
+        return write_bytes_atomic(target, data)
 
     def write_image(self, video_id: str, name: str, image: np.ndarray, fmt: str, **options) -> Path:
         import io

@@ -13,7 +13,8 @@ import numpy as np
 from ...flow.samplers import Cancelled
 from ...long import WINDOW_SECONDS, Shot, generate_long, window_plan
 from ...media.decode import read_video
-from ...media.provenance import Identity, write_marked
+from ...media import watermark
+from ...media.provenance import Identity, visible_mark, write_signed
 from ...pipeline import Pipeline, VideoOutput
 from ..storage import VARIANTS, Storage
 from .base import JobSpec
@@ -75,7 +76,8 @@ def _segments(seconds: float, longest: float, fps: float) -> list[float]:
 def render_files(storage: Storage, video_id: str, video: VideoOutput, identity: Identity) -> None:
     """The MP4 (watermarked, with a signed manifest naming this video), thumbnail and sprite sheet."""
     storage.folder(video_id).mkdir(parents=True, exist_ok=True)
-    for variant, visible in (("video", False), ("public", True)):  # the gallery's copy wears a visible label
-        write_marked(video.frames, storage.path(video_id, VARIANTS[variant][0]), video.fps, "mp4", video.settings,
-                     video.metadata, video_id, identity, visible=visible)
+    marked = watermark.embed(video.frames, video.fps, identity.deployment_id, video_id)  # once, for both copies
+    for variant, frames in (("video", marked), ("public", visible_mark(marked))):  # the gallery's copy wears a label
+        write_signed(frames, storage.path(video_id, VARIANTS[variant][0]), video.fps, "mp4", video.settings,
+                     video.metadata, video_id, identity)
     storage.write_previews(video_id, video.frames)
