@@ -27,7 +27,13 @@ def sample_t(batch: int, generator: torch.Generator | None = None, uniform_prob:
     return torch.where(pick, uniform, logit_normal)
 
 
-def flow_loss(model, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, **cond) -> torch.Tensor:
-    """Per-sample mean squared velocity error (B,), so it can be logged by t."""
+def flow_loss(model, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, weight: torch.Tensor | None = None,
+              **cond) -> torch.Tensor:
+    """Per-sample mean squared velocity error (B,), so it can be logged by t; `weight` (broadcast
+    against x0) makes it a weighted mean."""
     v = model(interpolate(x0, noise, t), t, **cond)
-    return (v.float() - velocity_target(x0, noise).float()).pow(2).flatten(1).mean(1)
+    error = (v.float() - velocity_target(x0, noise).float()).pow(2)
+    if weight is None:
+        return error.flatten(1).mean(1)
+    weight = weight.float().expand_as(error)
+    return (error * weight).flatten(1).sum(1) / weight.flatten(1).sum(1)

@@ -45,6 +45,11 @@ class TransformerTrainConfig:
     checkpoint_every: int = 500
     log_every: int = 50
     bf16: bool = True
+    # Loss weight of latent cells an object touches is 1 + object_weight (see training/masks.py).
+    object_weight: float = 0.0
+    bank_fps: float = 8.0  # the frame rate the bank was rendered at, to place the objects in time
+    # Weights (safetensors) to start a fresh run from, e.g. an earlier stage's EMA; ignored on resume.
+    init_from: str = ""
     model: dict = field(default_factory=dict)  # TransformerConfig overrides
 
 

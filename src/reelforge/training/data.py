@@ -32,9 +32,16 @@ def render_batch(rng: random.Random, batch_size: int, width: int, height: int, n
     """
     videos, captions, factors = [], [], []
     for _ in range(batch_size):
-        f = sample_train_factors(rng, two_object_prob)
-        start = rng.uniform(0, max_start) if max_start else 0.0
+        f, start, text = draw_clip(rng, two_object_prob, max_start)
         videos.append(frames_to_tensor(render(f, width, height, fps, num_frames, start_time=start)))
-        captions.append(caption(f, rng))
+        captions.append(text)
         factors.append(f)
     return torch.stack(videos), captions, factors
+
+
+def draw_clip(rng: random.Random, two_object_prob: float, max_start: float) -> tuple[ClipFactors, float, str]:
+    """One training clip's factors, start time and caption, in the order render_batch draws them,
+    so that a seeded rng replays a batch without rendering it."""
+    f = sample_train_factors(rng, two_object_prob)
+    start = rng.uniform(0, max_start) if max_start else 0.0
+    return f, start, caption(f, rng)

@@ -17,9 +17,10 @@ from ..models.transformer import TransformerConfig, VideoTransformer
 from ..world.captions import caption
 from ..world.factors import ClipFactors
 from .bank import load_bank
-from .checkpoint import load_training_state, save_training_state
+from .checkpoint import load_training_state, load_weights, save_training_state
 from .config import TransformerTrainConfig
 from .ema import update_ema
+from .masks import bank_object_masks
 
 T_BINS = (0.25, 0.5, 0.75, 1.0)
 
@@ -31,8 +32,11 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
     names = list(buckets)
     weights = [len(buckets[n][1]) for n in names]
     log(f"bank: {', '.join(f'{n}: {w} clips' for n, w in zip(names, weights))}")
+    masks = {n: bank_object_masks(*buckets[n], cfg.bank_fps) for n in names} if cfg.object_weight else {}
     model_cfg = TransformerConfig.from_dict(cfg.model)
     model = VideoTransformer(model_cfg)
+    if cfg.init_from:
+        load_weights(model, Path(cfg.init_from))
     ema = copy.deepcopy(model).requires_grad_(False)
     log(f"transformer: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
@@ -40,6 +44,8 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
     step = state["step"] if state else 0
     if state:
         log(f"resumed from step {step}")
+    elif cfg.init_from:
+        log(f"initialised from {cfg.init_from}")
     text_encoder = TextEncoder()
     rng = random.Random(cfg.seed * 1000 + step)
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + step)
@@ -49,18 +55,21 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
         for group in optimizer.param_groups:
             group["lr"] = lr
         bucket = rng.choices(names, weights)[0]
-        bank_latents, bank_factors = buckets[bucket]
+        bank_latents, bank_factors, _ = buckets[bucket]
         idx = [rng.randrange(len(bank_factors)) for _ in range(cfg.batch_size)]
         x0 = bank_latents[idx].float()  # (B, C, t, h, w)
+        weight = 1.0 + cfg.object_weight * masks[bucket][idx].float() if masks else None  # (B, 1, t, h, w)
         if rng.random() < 0.2:  # shorter clips too, always from the causal first latent frame
-            x0 = x0[:, :, : rng.randint(2, x0.shape[2] - 1)]
+            frames = rng.randint(2, x0.shape[2] - 1)
+            x0 = x0[:, :, :frames]
+            weight = weight[:, :, :frames] if weight is not None else None
         captions = ["" if rng.random() < cfg.text_dropout else caption(ClipFactors.from_dict(bank_factors[i]), rng)
                     for i in idx]
         text = text_encoder(captions)
         t = sample_t(cfg.batch_size, generator)
         noise = torch.randn(x0.shape, generator=generator)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            per_sample = flow_loss(model, x0, t, noise, text_tokens=text.tokens, text_mask=text.mask,
+            per_sample = flow_loss(model, x0, t, noise, weight, text_tokens=text.tokens, text_mask=text.mask,
                                    text_pooled=text.pooled)
         loss = per_sample.mean()
         optimizer.zero_grad(set_to_none=True)

@@ -114,6 +114,15 @@ def object_track(obj: ObjectFactors, times: np.ndarray, half_w: float, half_h: f
     return x, y, radius * scale, angle
 
 
+def object_tracks(factors: ClipFactors, times: np.ndarray, width: int, height: int) -> list[tuple]:
+    """Every object's (x, y, radius, angle) per time, in units: the one source of where things are,
+    for the renderer and for anything that must know where the objects are without pixels."""
+    unit = min(width, height)
+    half_w, half_h = width / (2 * unit), height / (2 * unit)
+    return [object_track(obj, times, half_w, half_h, np.random.default_rng([factors.seed, i]), i, len(factors.objects))
+            for i, obj in enumerate(factors.objects)]
+
+
 def _hash01(ix: np.ndarray, iy: np.ndarray, salt: int) -> np.ndarray:
     """A deterministic pseudo-random value in [0, 1) per integer cell."""
     h = (ix.astype(np.int64) * 73856093) ^ (iy.astype(np.int64) * 19349663) ^ (salt * 83492791)
@@ -165,8 +174,7 @@ def render(factors: ClipFactors, width: int = 64, height: int = 64, fps: float =
     py = (np.arange(height) + 0.5) / unit - half_h
     px, py = np.meshgrid(px, py)  # (H, W) each
     times = start_time + frame_times(num_frames, fps)
-    tracks = [object_track(obj, times, half_w, half_h, np.random.default_rng([factors.seed, i]), i,
-                           len(factors.objects)) for i, obj in enumerate(factors.objects)]
+    tracks = object_tracks(factors, times, width, height)
     pan = {"still": 0.0, "pan_left": -PAN_SPEED, "pan_right": PAN_SPEED}[factors.camera]
     frames = np.empty((num_frames, height, width, 3), np.uint8)
     for t in range(num_frames):
