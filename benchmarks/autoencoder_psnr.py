@@ -16,9 +16,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import print_table, write_results  # noqa: E402
 
+from reelforge.evaluation.pixels import psnr  # noqa: E402
 from reelforge.media.decode import h264_roundtrip  # noqa: E402
 from reelforge.pipeline import BUILTIN_DIR  # noqa: E402
-from reelforge.training.autoencoder import psnr  # noqa: E402
 from reelforge.training.bank import load_autoencoder  # noqa: E402
 from reelforge.training.data import render_batch, tensor_to_frames  # noqa: E402
 from reelforge.world.analyzer import analyze  # noqa: E402

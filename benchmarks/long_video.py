@@ -22,7 +22,8 @@ torch.set_num_threads(2)
 seconds, size, fps, mode, prompt = float(sys.argv[1]), sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5]
 model = sys.argv[6] or None
 t0 = time.perf_counter()
-from reelforge.long import Shot, deliver_frames, generate_long, seam_ratio
+from reelforge.delivery import deliver_frames
+from reelforge.long import Shot, generate_long, seam_ratio
 from reelforge.media.provenance import load_identity, write_marked
 from reelforge.pipeline import Pipeline, parse_size
 from reelforge.world.analyzer import analyze

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reelforge.long import Shot, deliver_frames, generate_long, parse_storyboard, prompt_at, seam_ratio, window_plan
+from reelforge.delivery import deliver_frames
+from reelforge.long import Shot, generate_long, parse_storyboard, prompt_at, seam_ratio, window_plan
 from reelforge.pipeline import InputError
 
 

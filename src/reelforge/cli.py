@@ -120,7 +120,7 @@ def generate(prompt, output, seconds, storyboard, fps, size, seed, steps, guidan
 @click.option("--config", "config_path", required=True, type=click.Path(), help="A JSON file from configs/.")
 @click.option("--log", "log_path", default=None, help="Also append log lines to this file.")
 def train(config_path, log_path):
-    """Train one stage (autoencoder, bank, transformer) from a config; resumes where it stopped."""
+    """Train one stage (autoencoder, bank, transformer, upscaler, interpolator) from a config; resumes where it stopped."""
     import torch
 
     from .training.config import ConfigError, load_config
@@ -145,6 +145,9 @@ def train(config_path, log_path):
     elif cfg.stage == "bank":
         from .training.bank import build_bank
         out = build_bank(cfg, log)
+    elif cfg.stage in ("upscaler", "interpolator"):
+        from .training.enhance import train_enhancer
+        out = train_enhancer(cfg, log)
     else:
         from .training.loop import train_transformer
         out = train_transformer(cfg, log)
@@ -154,23 +157,28 @@ def train(config_path, log_path):
 @main.command()
 @click.option("--transformer", default="runs/transformer/ema.safetensors", show_default=True)
 @click.option("--autoencoder", default="runs/autoencoder/model.safetensors", show_default=True)
+@click.option("--upscaler", default="runs/upscaler/upscaler.safetensors", show_default=True,
+              help="Learned 4x upscaler; 'none' to deliver by resizing.")
+@click.option("--interpolator", default="runs/interpolator/interpolator.safetensors", show_default=True,
+              help="Learned frame interpolator; 'none' to re-time by repeating frames.")
 @click.option("--out", "out_dir", default="src/reelforge/weights/builtin", show_default=True)
 @click.option("--name", default="reelforge-base", show_default=True)
 @click.option("--steps", type=int, default=None, help="Default sampling steps to record.")
 @click.option("--guidance", type=float, default=None, help="Default guidance to record.")
 @click.option("--sampler", default=None, help="Default sampler to record.")
-def export(transformer, autoencoder, out_dir, name, steps, guidance, sampler):
+def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, steps, guidance, sampler):
     """Assemble a model directory from training runs (fp16 safetensors + configs)."""
     from dataclasses import replace
 
     from .pipeline import PipelineConfig
     from .training.export import export_model
-    for path in (transformer, autoencoder):
+    extras = {k: v for k, v in {"upscaler": upscaler, "interpolator": interpolator}.items() if v != "none"}
+    for path in (transformer, autoencoder, *extras.values()):
         if not Path(path).exists() or not Path(path).with_suffix(".json").exists():
             fail(f"checkpoint {path!r} (with its .json config) does not exist")
     cfg = PipelineConfig(name=name)
     overrides = {k: v for k, v in {"steps": steps, "guidance": guidance, "sampler": sampler}.items() if v is not None}
-    out = export_model(transformer, autoencoder, out_dir, replace(cfg, **overrides))
+    out = export_model(transformer, autoencoder, out_dir, replace(cfg, **overrides), extras)
     click.echo(f"wrote {out}")
 
 

@@ -17,7 +17,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .pipeline import InputError, Pipeline, VideoOutput, resize_video, retime
+from .delivery import deliver_frames
+from .pipeline import InputError, Pipeline, VideoOutput
 
 MAX_LONG_SECONDS = 120.0
 WINDOW_SECONDS = 4.0  # the training clips' length: what the model draws best
@@ -96,7 +97,7 @@ def generate_long(pipe: Pipeline, shots: list[Shot], seconds: float, fps: float 
                             seed=base_seed + k, **common)
         if on_window:
             on_window(k + 1, len(plan))
-    frames = deliver_frames(video.frames, native_fps, fps, seconds, size or bucket)
+    frames = deliver_frames(video.frames, native_fps, fps, seconds, size or bucket, pipe.enhancers)
     scale = fps / native_fps
     settings = {**video.settings, "prompt": shots[0].prompt, "seed": base_seed, "seconds": seconds, "fps": fps,
                 "size": f"{frames.shape[2]}x{frames.shape[1]}", "windows": len(plan),
@@ -104,22 +105,6 @@ def generate_long(pipe: Pipeline, shots: list[Shot], seconds: float, fps: float 
                 "window_boundaries": [round(b * scale) for b in boundaries]}
     settings.pop("extended_from_frames", None)
     return VideoOutput(frames=frames, fps=fps, seed=base_seed, settings=settings)
-
-
-def deliver_frames(frames: np.ndarray, source_fps: float, fps: float, seconds: float,
-                   size: tuple[int, int], chunk: int = 16) -> np.ndarray:
-    """Re-time (nearest frame) and resize uint8 frames (T, H, W, 3), `chunk` frames at a time so
-    a 1080p clip never exists as floats all at once."""
-    count = max(1, round(seconds * fps))
-    index = retime(torch.arange(len(frames))[None], source_fps, fps, seconds)[0].numpy()
-    width, height = size
-    out = np.empty((count, height, width, 3), np.uint8)
-    for i in range(0, count, chunk):
-        part = torch.from_numpy(frames[index[i:i + chunk]]).permute(3, 0, 1, 2).float() / 127.5 - 1  # (3, t, H, W)
-        if (part.shape[-1], part.shape[-2]) != (width, height):
-            part = resize_video(part, (width, height))
-        out[i:i + chunk] = ((part.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()
-    return out
 
 
 def seam_ratio(frames: np.ndarray, boundaries: list[int]) -> float:

@@ -14,15 +14,17 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors import SafetensorError
 
+from .delivery import Enhancers, deliver_frames, resize_video, retime
 from .flow.cache import first_block_cache
 from .flow.guidance import guided_velocity
 from .flow.samplers import SAMPLERS, denoise, make_scheduler
 from .models.autoencoder import AutoencoderConfig, VideoAutoencoder
+from .models.interpolator import FrameInterpolator, InterpolatorConfig
 from .models.text_encoder import TextEncoder
 from .models.transformer import TransformerConfig, VideoTransformer
+from .models.upscaler import UpscalerConfig, VideoUpscaler
 from .training.checkpoint import load_weights
 
 BUILTIN_DIR = Path(__file__).parent / "weights" / "builtin"
@@ -101,8 +103,9 @@ def _load_module(cls, cfg_cls, weights: Path) -> torch.nn.Module:
 
 class Pipeline:
     def __init__(self, transformer: VideoTransformer, autoencoder: VideoAutoencoder, text_encoder: TextEncoder,
-                 config: PipelineConfig = PipelineConfig()):
+                 config: PipelineConfig = PipelineConfig(), enhancers: Enhancers | None = None):
         self.transformer, self.autoencoder, self.text_encoder, self.config = transformer, autoencoder, text_encoder, config
+        self.enhancers = enhancers or Enhancers()
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, text_encoder: TextEncoder | None = None) -> "Pipeline":
@@ -117,7 +120,13 @@ class Pipeline:
             raise CheckpointError(f"{str(pipeline_json)!r} is missing or corrupt: {e}") from None
         transformer = _load_module(VideoTransformer, TransformerConfig, path / "transformer.safetensors")
         autoencoder = _load_module(VideoAutoencoder, AutoencoderConfig, path / "autoencoder.safetensors")
-        return cls(transformer, autoencoder, text_encoder or TextEncoder(), config)
+        # The delivery networks are optional: a model directory without them delivers by resizing.
+        enhancers = Enhancers(
+            upscaler=_load_module(VideoUpscaler, UpscalerConfig, path / "upscaler.safetensors")
+            if (path / "upscaler.safetensors").exists() else None,
+            interpolator=_load_module(FrameInterpolator, InterpolatorConfig, path / "interpolator.safetensors")
+            if (path / "interpolator.safetensors").exists() else None)
+        return cls(transformer, autoencoder, text_encoder or TextEncoder(), config, enhancers)
 
     def check_inputs(self, prompt, seconds, fps, size, guidance, steps, sampler) -> None:
         if not isinstance(prompt, str) or not prompt.strip():
@@ -256,32 +265,8 @@ class Pipeline:
     def _deliver(self, video: torch.Tensor, source_fps: float, fps: float, seconds: float,
                  size: tuple[int, int] | None, settings: dict) -> VideoOutput:
         """Re-time and resize (3, T, H, W) in [-1, 1] to what was asked, as uint8 frames."""
-        frames = retime(video, source_fps, fps, seconds)
-        if size is not None and size != (frames.shape[-1], frames.shape[-2]):
-            frames = resize_video(frames, size)
-        settings = {**settings, "size": f"{frames.shape[-1]}x{frames.shape[-2]}"}
-        out = ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()
-        return VideoOutput(frames=np.ascontiguousarray(out), fps=fps, seed=settings["seed"], settings=settings)
-
-
-def retime(video: torch.Tensor, source_fps: float, target_fps: float, seconds: float) -> torch.Tensor:
-    """(3, T, H, W) at source_fps -> exactly round(seconds * target_fps) frames, nearest in time."""
-    count = max(1, round(seconds * target_fps))
-    times = torch.arange(count) / target_fps
-    index = (times * source_fps).round().long().clamp(max=video.shape[1] - 1)
-    return video[:, index]
-
-
-def resize_video(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Centre-crop to the target aspect ratio (never stretch), then bicubic resize: (3, T, H, W)."""
-    _, _, h, w = video.shape
-    tw, th = size
-    if w * th > tw * h:  # too wide: crop columns
-        cw = round(h * tw / th)
-        video = video[..., (w - cw) // 2:(w - cw) // 2 + cw]
-    elif w * th < tw * h:
-        ch = round(w * th / tw)
-        video = video[:, :, (h - ch) // 2:(h - ch) // 2 + ch]
-    frames = video.transpose(0, 1).float()  # (T, 3, H, W)
-    out = F.interpolate(frames, size=(th, tw), mode="bicubic", align_corners=False, antialias=True)
-    return out.transpose(0, 1)
+        frames = ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()  # (T, H, W, 3)
+        size = size or (frames.shape[2], frames.shape[1])
+        out = deliver_frames(frames, source_fps, fps, seconds, size, self.enhancers)
+        settings = {**settings, "size": f"{size[0]}x{size[1]}"}
+        return VideoOutput(frames=out, fps=fps, seed=settings["seed"], settings=settings)

@@ -9,18 +9,12 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
+from ..evaluation.pixels import psnr
 from ..models.autoencoder import AutoencoderConfig, VideoAutoencoder
 from .checkpoint import load_training_state, save_training_state, save_weights
 from .config import AutoencoderTrainConfig
 from .data import render_batch
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB of videos in [-1, 1]."""
-    mse = F.mse_loss(a.float().clamp(-1, 1), b.float()).item() / 4.0  # to a [0, 1] range
-    return 10 * math.log10(1.0 / max(mse, 1e-10))
 
 
 @torch.no_grad()

@@ -69,7 +69,23 @@ class BankConfig:
     seed: int = 1
 
 
-STAGES = {"autoencoder": AutoencoderTrainConfig, "transformer": TransformerTrainConfig, "bank": BankConfig}
+@dataclass(frozen=True)
+class EnhanceTrainConfig:
+    stage: str = "upscaler"  # or "interpolator"
+    run_dir: str = "runs/upscaler"
+    autoencoder: str = "src/reelforge/weights/builtin/autoencoder.safetensors"  # for realistic inputs
+    steps: int = 1500
+    clips_per_step: int = 4  # an upscaler step sees 4 x 9 frames; an interpolator step 4 x 5 pairs
+    crop: int = 32  # upscaler: low-res crop size; 4x cheaper than whole 64x64 frames
+    lr: float = 2e-3
+    seed: int = 0
+    checkpoint_every: int = 250
+    log_every: int = 25
+    model: dict = field(default_factory=dict)  # UpscalerConfig / InterpolatorConfig overrides
+
+
+STAGES = {"autoencoder": AutoencoderTrainConfig, "transformer": TransformerTrainConfig, "bank": BankConfig,
+          "upscaler": EnhanceTrainConfig, "interpolator": EnhanceTrainConfig}
 
 
 def load_config(path: str | Path):

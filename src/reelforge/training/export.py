@@ -19,11 +19,21 @@ def _half_copy(src: Path, dst: Path) -> None:
     shutil.copyfile(src.with_suffix(".json"), dst.with_suffix(".json"))
 
 
-def export_model(transformer: str | Path, autoencoder: str | Path, out_dir: str | Path, pipeline_config) -> Path:
+def export_model(transformer: str | Path, autoencoder: str | Path, out_dir: str | Path, pipeline_config,
+                 extras: dict[str, str | Path] | None = None) -> Path:
+    """`extras` names optional networks by file stem, e.g. {"upscaler": path}; stems not given are
+    removed from out_dir, so the directory describes exactly what was exported."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _half_copy(Path(transformer), out / "transformer.safetensors")
     _half_copy(Path(autoencoder), out / "autoencoder.safetensors")
+    extras = extras or {}
+    for stem in ("upscaler", "interpolator"):
+        if stem in extras:
+            _half_copy(Path(extras[stem]), out / f"{stem}.safetensors")
+        else:
+            for suffix in (".safetensors", ".json"):
+                (out / f"{stem}{suffix}").unlink(missing_ok=True)
     config = asdict(pipeline_config)
     (out / "pipeline.json").write_text(json.dumps(config, indent=2))
     return out

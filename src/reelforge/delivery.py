@@ -1,0 +1,115 @@
+"""From the model's frames to what was asked: the requested frame rate and size.
+
+More frames per second come from the learned frame interpolator (in-between frames, not repeats)
+and larger sizes from the learned 4x upscaler followed by a resize; without those networks (a
+model directory that lacks them) delivery falls back to nearest-frame re-timing and bicubic.
+Work goes `chunk` frames at a time, so a 1080p clip never exists as floats all at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .models.interpolator import FrameInterpolator
+from .models.upscaler import VideoUpscaler
+
+UPSCALE_FROM = 1.5  # upscale when the output is at least this much larger than the generated frames
+
+
+@dataclass
+class Enhancers:
+    upscaler: VideoUpscaler | None = None
+    interpolator: FrameInterpolator | None = None
+
+
+def retime(video: torch.Tensor, source_fps: float, target_fps: float, seconds: float) -> torch.Tensor:
+    """(3, T, H, W) at source_fps -> exactly round(seconds * target_fps) frames, nearest in time."""
+    count = max(1, round(seconds * target_fps))
+    times = torch.arange(count) / target_fps
+    index = (times * source_fps).round().long().clamp(max=video.shape[1] - 1)
+    return video[:, index]
+
+
+def crop_to_aspect(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Centre-crop (..., H, W) to the aspect ratio of size (W, H): never stretch."""
+    h, w = video.shape[-2:]
+    tw, th = size
+    if w * th > tw * h:  # too wide: crop columns
+        cw = round(h * tw / th)
+        return video[..., (w - cw) // 2:(w - cw) // 2 + cw]
+    if w * th < tw * h:
+        ch = round(w * th / tw)
+        return video[..., (h - ch) // 2:(h - ch) // 2 + ch, :]
+    return video
+
+
+def resize_video(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Centre-crop to the target aspect ratio, then bicubic resize: (3, T, H, W)."""
+    frames = crop_to_aspect(video, size).transpose(0, 1).float()  # (T, 3, H, W)
+    out = F.interpolate(frames, size=(size[1], size[0]), mode="bicubic", align_corners=False, antialias=True)
+    return out.transpose(0, 1)
+
+
+def source_positions(count: int, source_fps: float, fps: float, available: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each output frame: the source frames before and after it and how far between (0..1).
+    When the output is not denser than the source, the nearest frame is taken (t = 0)."""
+    pos = np.arange(count) / fps * source_fps
+    if fps <= source_fps:
+        first = np.minimum(np.rint(pos).astype(int), available - 1)
+        return first, first, np.zeros(count)
+    first = np.minimum(np.floor(pos + 1e-6).astype(int), available - 1)
+    second = np.minimum(first + 1, available - 1)
+    t = np.where(second > first, pos - first, 0.0)
+    return first, second, np.clip(t, 0.0, 1.0)
+
+
+def _to_float(frames: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1  # (T, 3, H, W)
+
+
+def _in_between(frames: np.ndarray, first, second, t, interpolator: FrameInterpolator | None) -> torch.Tensor:
+    """Output frames (N, 3, H, W) at the given source positions."""
+    a = _to_float(frames[first])
+    moving = t > 1e-3
+    if not moving.any():
+        return a
+    b = _to_float(frames[second[moving]])
+    tt = torch.from_numpy(t[moving]).float()
+    if interpolator is None:  # nearest frame, as plain re-timing does
+        made = torch.where((tt < 0.5).view(-1, 1, 1, 1), a[torch.from_numpy(moving)], b)
+    else:
+        made = interpolator(a[torch.from_numpy(moving)], b, tt)
+    a[torch.from_numpy(moving)] = made
+    return a
+
+
+@torch.no_grad()
+def deliver_frames(frames: np.ndarray, source_fps: float, fps: float, seconds: float, size: tuple[int, int],
+                   enhancers: Enhancers | None = None, chunk: int = 16) -> np.ndarray:
+    """uint8 frames (T, H, W, 3) at source_fps -> exactly round(seconds * fps) frames at `size`."""
+    enhancers = enhancers or Enhancers()
+    count = max(1, round(seconds * fps))
+    first, second, t = source_positions(count, source_fps, fps, len(frames))
+    width, height = size
+    crop_h, crop_w = crop_to_aspect(torch.empty(frames.shape[1], frames.shape[2]), size).shape
+    upscale = enhancers.upscaler is not None and height >= UPSCALE_FROM * crop_h and width >= UPSCALE_FROM * crop_w
+    out = np.empty((count, height, width, 3), np.uint8)
+    for i in range(0, count, chunk):
+        # One frame of context either side, so the upscaler sees true neighbours across chunks.
+        lo, hi = max(0, i - 1), min(count, i + chunk + 1)
+        part = _in_between(frames, first[lo:hi], second[lo:hi], t[lo:hi], enhancers.interpolator)  # (n, 3, H, W)
+        part = crop_to_aspect(part, size)
+        core = slice(i - lo, i - lo + min(chunk, count - i))
+        if upscale:
+            before = part[core.start - 1:core.start] if core.start > 0 else None
+            after = part[core.stop:core.stop + 1] if core.stop < len(part) else None
+            part = enhancers.upscaler(part[core], before, after)
+        else:
+            part = part[core]
+        if (part.shape[-1], part.shape[-2]) != (width, height):
+            part = F.interpolate(part, size=(height, width), mode="bicubic", align_corners=False, antialias=True)
+        out[i:i + len(part)] = ((part.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return out

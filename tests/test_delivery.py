@@ -1,0 +1,120 @@
+"""Delivery: re-timing with in-between frames, upscaling, chunking; the delivery networks' training."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from reelforge.delivery import Enhancers, deliver_frames, source_positions
+from reelforge.models.interpolator import FrameInterpolator, InterpolatorConfig
+from reelforge.models.upscaler import UpscalerConfig, VideoUpscaler
+from reelforge.training.config import EnhanceTrainConfig
+from reelforge.training.enhance import train_enhancer
+
+
+def _random_init(module):
+    torch.manual_seed(0)
+    for p in module.parameters():
+        torch.nn.init.normal_(p, std=0.02)
+    return module.eval()
+
+
+def test_untrained_networks_start_as_bicubic_and_cross_fade():
+    frames = torch.rand(3, 3, 16, 24) * 2 - 1
+    up = VideoUpscaler(UpscalerConfig(channels=8, blocks=1))
+    assert torch.allclose(up(frames), F.interpolate(frames, scale_factor=4, mode="bicubic", align_corners=False))
+    interp = FrameInterpolator(InterpolatorConfig(channels=(8, 8, 8)))
+    a, b, t = frames[:2], frames[1:], torch.tensor([0.25, 0.5])
+    assert torch.allclose(interp(a, b, t), a + t.view(-1, 1, 1, 1) * (b - a))
+
+
+def test_interpolator_takes_sizes_not_divisible_by_four():
+    interp = _random_init(FrameInterpolator(InterpolatorConfig(channels=(8, 8, 8))))
+    a = torch.zeros(1, 3, 30, 45)
+    assert interp(a, a, torch.tensor([0.5])).shape == (1, 3, 30, 45)
+
+
+def test_source_positions_interpolate_only_when_denser():
+    first, second, t = source_positions(6, 8, 24, available=3)
+    assert first.tolist() == [0, 0, 0, 1, 1, 1] and second.tolist() == [1, 1, 1, 2, 2, 2]
+    assert np.allclose(t, [0, 1 / 3, 2 / 3, 0, 1 / 3, 2 / 3])
+    first, second, t = source_positions(4, 8, 4, available=8)
+    assert first.tolist() == [0, 2, 4, 6] and (t == 0).all()
+    first, _, t = source_positions(30, 8, 24, available=8)
+    assert first.max() == 7 and t[-1] == 0  # past the last frame: hold it, never index beyond
+
+
+def test_in_between_frames_come_from_the_interpolator_and_source_frames_stay_exact():
+    frames = np.zeros((3, 16, 16, 3), np.uint8)
+    frames[1] = 200
+    frames[2] = 100
+    plain = deliver_frames(frames, 8, 24, 3 / 8, (16, 16))
+    assert [int(f.mean()) for f in plain] == [0, 0, 200, 200, 200, 100, 100, 100, 100]  # nearest frame
+    fade = FrameInterpolator(InterpolatorConfig(channels=(8, 8, 8)))  # untrained: the cross-fade
+    out = deliver_frames(frames, 8, 24, 3 / 8, (16, 16), Enhancers(interpolator=fade))
+    assert [int(f.mean()) for f in out[:4]] == [0, 67, 133, 200]
+    assert np.array_equal(out[3], frames[1])
+
+
+@pytest.mark.parametrize("size", [(256, 256), (455, 256), (64, 128)])
+def test_chunked_upscaled_delivery_equals_one_pass_and_keeps_the_aspect(size):
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (9, 64, 64, 3), dtype=np.uint8)
+    enhancers = Enhancers(upscaler=_random_init(VideoUpscaler(UpscalerConfig(channels=8, blocks=1))),
+                          interpolator=_random_init(FrameInterpolator(InterpolatorConfig(channels=(8, 8, 8)))))
+    whole = deliver_frames(frames, 8, 24, 1.0, size, enhancers, chunk=1000)
+    chunked = deliver_frames(frames, 8, 24, 1.0, size, enhancers, chunk=5)
+    assert whole.shape == (24, size[1], size[0], 3)
+    assert np.abs(whole.astype(int) - chunked.astype(int)).max() <= 1
+
+
+def test_upscaler_is_used_only_when_the_output_is_larger():
+    class Spy(VideoUpscaler):
+        calls = 0
+
+        def forward(self, frames, before=None, after=None):
+            Spy.calls += 1
+            return super().forward(frames, before, after)
+
+    frames = np.zeros((4, 64, 64, 3), np.uint8)
+    spy = Spy(UpscalerConfig(channels=8, blocks=1))
+    deliver_frames(frames, 8, 8, 0.5, (80, 80), Enhancers(upscaler=spy))
+    assert Spy.calls == 0
+    deliver_frames(frames, 8, 8, 0.5, (192, 108), Enhancers(upscaler=spy))
+    assert Spy.calls == 1
+
+
+@pytest.mark.parametrize("stage", ["upscaler", "interpolator"])
+def test_delivery_networks_train_and_resume(stage, tiny_model_dir, tmp_path):
+    model = {"channels": 8, "blocks": 1} if stage == "upscaler" else {"channels": [8, 8, 8]}
+    cfg = EnhanceTrainConfig(stage=stage, run_dir=str(tmp_path / stage), steps=2, clips_per_step=1, crop=16,
+                             autoencoder=str(tiny_model_dir / "autoencoder.safetensors"), log_every=1,
+                             checkpoint_every=1, model=model)
+    lines = []
+    path = train_enhancer(cfg, lines.append)
+    assert path.exists() and len([x for x in lines if x.startswith("step ")]) == 2
+    lines = []
+    train_enhancer(dataclasses.replace(cfg, steps=3), lines.append)
+    assert lines[0] == "resumed from step 2" and lines[1].startswith("step 3/3")
+
+
+def test_export_carries_the_delivery_networks_and_the_pipeline_loads_them(tiny_model_dir, tmp_path, text_encoder):
+    from reelforge.pipeline import Pipeline, PipelineConfig
+    from reelforge.training.checkpoint import save_weights
+    from reelforge.training.export import export_model
+
+    up_cfg, it_cfg = UpscalerConfig(channels=8, blocks=1), InterpolatorConfig(channels=(8, 8, 8))
+    save_weights(VideoUpscaler(up_cfg), tmp_path / "up.safetensors", up_cfg.to_json())
+    save_weights(FrameInterpolator(it_cfg), tmp_path / "it.safetensors", it_cfg.to_json())
+    out = tmp_path / "model"
+    args = (tiny_model_dir / "transformer.safetensors", tiny_model_dir / "autoencoder.safetensors", out,
+            PipelineConfig(name="tiny", steps=2))
+    export_model(*args, {"upscaler": tmp_path / "up.safetensors", "interpolator": tmp_path / "it.safetensors"})
+    pipe = Pipeline.from_pretrained(out, text_encoder=text_encoder)
+    assert pipe.enhancers.upscaler.cfg == up_cfg and pipe.enhancers.interpolator.cfg == it_cfg
+    video = pipe("a red ball", seconds=1, fps=24, size=(256, 256), seed=0)
+    assert video.frames.shape == (24, 256, 256, 3)
+    export_model(*args)  # without them: removed, and delivery falls back to resizing
+    assert not (out / "upscaler.safetensors").exists()
+    assert Pipeline.from_pretrained(out, text_encoder=text_encoder).enhancers.upscaler is None
