@@ -125,3 +125,12 @@ def test_verify_cli_exit_codes(home, tmp_path):
     assert missing.exit_code == 2 and "no such file" in missing.output
     junk = runner.invoke(main, ["verify", str(tmp_path / "junk.mp4")])
     assert junk.exit_code == 2 and "not a readable video" in junk.output
+
+
+@pytest.mark.parametrize("index", [2, 6])  # one frame from a +1 half second, one from a -1 half second
+def test_watermark_found_in_a_cropped_still_of_either_sign(index):
+    marked = watermark.embed(clip(7), 8.0, "dep-still", "video-still")
+    still = marked[index:index + 1, :, 6:]  # a PNG-like single frame, 6 px cut off the left edge
+    result = watermark.detect(still, 8.0)
+    assert result.found, result.pilot_z
+    assert result.crop[0] > 0.04  # the search found the cut, at whichever sign the frame carries

@@ -230,10 +230,12 @@ def detect(frames: np.ndarray, fps: float) -> WatermarkResult:
     per_frame = _flat_laplacian(_luma(frames))
     period = 2 * BLOCK_SECONDS
     phases = [period * i / PHASE_STEPS for i in range(PHASE_STEPS)] if len(frames) / fps > BLOCK_SECONDS else [0.0]
-    phase = max(phases, key=lambda p: _pilot(_demodulate(per_frame, fps, p), (0.0, 0.0, 0.0, 0.0))[0])
+    # A clip's phase search fixes the sign; a still image's mark may be either sign, so |z| is searched.
+    score = (lambda z: z) if len(phases) > 1 else abs  # noqa: E731
+    phase = max(phases, key=lambda p: score(_pilot(_demodulate(per_frame, fps, p), (0.0, 0.0, 0.0, 0.0))[0]))
     d = _demodulate(per_frame, fps, phase)
-    crop = max(_crops(), key=lambda c: _pilot(d, c)[0])
-    phase = max(phases, key=lambda p: _pilot(_demodulate(per_frame, fps, p), crop)[0])  # again, at that crop
+    crop = max(_crops(), key=lambda c: score(_pilot(d, c)[0]))
+    phase = max(phases, key=lambda p: score(_pilot(_demodulate(per_frame, fps, p), crop)[0]))  # again, at that crop
     d = _demodulate(per_frame, fps, phase)
     z, coeffs = _pilot(d, crop)
     for step in (0.01, 0.005):  # refine each edge around the coarse optimum
@@ -241,7 +243,7 @@ def detect(frames: np.ndarray, fps: float) -> WatermarkResult:
             for delta in (-step, step):
                 trial = tuple(max(0.0, c + delta) if j == i else c for j, c in enumerate(crop))
                 z_t, coeffs_t = _pilot(d, trial)
-                if z_t > z:
+                if score(z_t) > score(z):
                     z, crop, coeffs = z_t, trial, coeffs_t
     # The pilot's z against the code's complement is comparable across pictures, so it decides
     # presence (MIN_PILOT_Z); the bits are read with noise weighting.
