@@ -19,3 +19,8 @@ def to_csv(rows: list[dict], columns: tuple[str, ...]) -> str:
         writer.writerow({k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
                          for k, v in row.items()})
     return out.getvalue()
+
+
+def render(rows: list[dict], columns: tuple[str, ...], fmt: str) -> str:
+    """`fmt` "csv" or "json"."""
+    return to_csv(rows, columns) if fmt == "csv" else to_json(rows)

@@ -179,7 +179,7 @@ def audit_export(fmt, output):
     from . import audit as log, export
     with sessions()() as session:
         rows = log.entries(session)
-    _write(export.to_csv(rows, log.COLUMNS) if fmt == "csv" else export.to_json(rows), output, f"{len(rows)} entries")
+    _write(export.render(rows, log.COLUMNS, fmt), output, f"{len(rows)} entries")
 
 
 @click.group()
@@ -196,8 +196,7 @@ def reports_export(fmt, output):
     from . import reports as found
     with sessions()() as session:
         rows = found.export_rows(session)
-    _write(export.to_csv(rows, found.EXPORT_COLUMNS) if fmt == "csv" else export.to_json(rows), output,
-           f"{len(rows)} reports")
+    _write(export.render(rows, found.EXPORT_COLUMNS, fmt), output, f"{len(rows)} reports")
 
 
 @reports.command("credits")

@@ -12,7 +12,7 @@ import torch
 
 from ..evaluation.pixels import psnr
 from ..models.autoencoder import AutoencoderConfig, VideoAutoencoder
-from .checkpoint import load_training_state, save_training_state, save_weights
+from .checkpoint import resume, save_training_state, save_weights
 from .config import AutoencoderTrainConfig
 from .data import render_batch
 
@@ -32,10 +32,7 @@ def train_autoencoder(cfg: AutoencoderTrainConfig, log: Callable[[str], None] = 
     model_cfg = AutoencoderConfig.from_dict(cfg.model)
     model = VideoAutoencoder(model_cfg)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
-    state = load_training_state(run_dir, model, optimizer)
-    step = state["step"] if state else 0
-    if state:
-        log(f"resumed from step {step}")
+    step = resume(run_dir, model, optimizer, log)
     rng = random.Random(cfg.seed * 1000 + step)  # a resumed run continues with fresh clips
     started = time.time()
     while step < cfg.steps:

@@ -48,3 +48,11 @@ def load_training_state(run_dir: Path, model, optimizer, ema=None) -> dict | Non
         load_weights(ema, run_dir / "ema.safetensors")
     optimizer.load_state_dict(torch.load(run_dir / "optimizer.pt", weights_only=True))
     return json.loads(state_path.read_text())
+
+
+def resume(run_dir: Path, model, optimizer, log, ema=None) -> int:
+    """The step a run continues from (0 when fresh), with model, optimizer and EMA restored in place."""
+    state = load_training_state(run_dir, model, optimizer, ema)
+    if state:
+        log(f"resumed from step {state['step']}")
+    return state["step"] if state else 0

@@ -17,7 +17,7 @@ from ..models.transformer import TransformerConfig, VideoTransformer
 from ..world.captions import caption
 from ..world.factors import ClipFactors
 from .bank import load_bank
-from .checkpoint import load_training_state, load_weights, save_training_state
+from .checkpoint import load_weights, resume, save_training_state
 from .config import TransformerTrainConfig
 from .ema import update_ema
 from .masks import bank_object_masks
@@ -40,11 +40,8 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
     ema = copy.deepcopy(model).requires_grad_(False)
     log(f"transformer: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
-    state = load_training_state(run_dir, model, optimizer, ema)
-    step = state["step"] if state else 0
-    if state:
-        log(f"resumed from step {step}")
-    elif cfg.init_from:
+    step = resume(run_dir, model, optimizer, log, ema)
+    if not step and cfg.init_from:
         log(f"initialised from {cfg.init_from}")
     text_encoder = TextEncoder()
     rng = random.Random(cfg.seed * 1000 + step)
