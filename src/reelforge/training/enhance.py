@@ -37,6 +37,16 @@ def _degrade(clip: torch.Tensor, autoencoder: VideoAutoencoder | None) -> torch.
         return autoencoder.decode(autoencoder.encode(clip[None]))[0].float().clamp(-1, 1)
 
 
+def _busy_crop(rng: random.Random, low: torch.Tensor, crop: int, tries: int = 8) -> tuple[int, int]:
+    """Top-left corner of the crop of (C, T, H, W) with the most edges among a few random ones:
+    most of a frame is flat colour (or still) that bicubic (or a cross-fade) already gets right,
+    and a flat crop teaches nothing."""
+    _, _, height, width = low.shape
+    edges = (low[:, :, 1:, 1:] - low[:, :, :-1, :-1]).abs().sum((0, 1))  # (h-1, w-1)
+    corners = [(rng.randrange(height - crop + 1), rng.randrange(width - crop + 1)) for _ in range(tries)]
+    return max(corners, key=lambda c: edges[c[0]:c[0] + crop, c[1]:c[1] + crop].sum().item())
+
+
 def upscale_pairs(rng: random.Random, clips: int, scale: int, autoencoder: VideoAutoencoder | None,
                   degrade_prob: float = 0.5, crop: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Low-res runs of 9 frames (N, 9, 3, h, w) and the high-res truth of each (N, 9, 3, sh, sw),
@@ -51,7 +61,7 @@ def upscale_pairs(rng: random.Random, clips: int, scale: int, autoencoder: Video
             low = _degrade(low, autoencoder)
         high = frames_to_tensor(render(factors, scale * width, scale * height, 8.0, 9, start_time=start))
         if crop:
-            y, x = rng.randrange(height - crop + 1), rng.randrange(width - crop + 1)
+            y, x = _busy_crop(rng, low, crop)
             low = low[..., y:y + crop, x:x + crop]
             high = high[..., scale * y:scale * (y + crop), scale * x:scale * (x + crop)]
         lows.append(low.transpose(0, 1))
@@ -60,9 +70,11 @@ def upscale_pairs(rng: random.Random, clips: int, scale: int, autoencoder: Video
 
 
 def interpolation_triples(rng: random.Random, clips: int, autoencoder: VideoAutoencoder | None,
-                          degrade_prob: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                          degrade_prob: float = 0.5, crop: int = 0
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(first, second, t, truth): frames 3 and 4 of an 8 fps clip and the renderer's frames at
-    t = k/6 between them, flattened to (N, 3, h, w), (N, 3, h, w), (N,), (N, 3, h, w)."""
+    t = k/6 between them, flattened to (N, 3, h, w), (N, 3, h, w), (N,), (N, 3, h, w); `crop` > 0
+    cuts the crop x crop window where the two frames differ most."""
     width, height = rng.choice(BUCKETS)
     firsts, seconds, ts, truths = [], [], [], []
     for _ in range(clips):
@@ -73,6 +85,9 @@ def interpolation_triples(rng: random.Random, clips: int, autoencoder: VideoAuto
         between = render(factors, width, height, 8.0 * INTERP_STEPS, INTERP_STEPS - 1,
                          start_time=start + 3 / 8.0 + 1 / (8.0 * INTERP_STEPS))
         truth = frames_to_tensor(between).transpose(0, 1)  # (5, 3, h, w)
+        if crop:
+            y, x = _busy_crop(rng, (low[:, 4] - low[:, 3])[:, None], crop)
+            low, truth = low[..., y:y + crop, x:x + crop], truth[..., y:y + crop, x:x + crop]
         firsts.append(low[:, 3][None].expand(INTERP_STEPS - 1, -1, -1, -1))
         seconds.append(low[:, 4][None].expand(INTERP_STEPS - 1, -1, -1, -1))
         ts.append(torch.arange(1, INTERP_STEPS) / INTERP_STEPS)
@@ -121,9 +136,10 @@ def train_enhancer(cfg: EnhanceTrainConfig, log: Callable[[str], None] = lambda 
             group["lr"] = lr
         if cfg.stage == "upscaler":
             loss = _upscale_loss(model, *upscale_pairs(rng, cfg.clips_per_step, model_cfg.scale, autoencoder,
-                                                       crop=cfg.crop))
+                                                       cfg.degrade_prob, cfg.crop))
         else:
-            loss = _interp_loss(model, *interpolation_triples(rng, cfg.clips_per_step, autoencoder))
+            loss = _interp_loss(model, *interpolation_triples(rng, cfg.clips_per_step, autoencoder, cfg.degrade_prob,
+                                                              cfg.crop))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
