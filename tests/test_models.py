@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from reelforge.models.autoencoder import AutoencoderConfig, VideoAutoencoder
@@ -85,3 +86,32 @@ def test_padding_tokens_are_ignored():
     padded["text_tokens"] = torch.cat([text["text_tokens"], torch.randn(1, 3, 384)], 1)
     padded["text_mask"] = torch.cat([text["text_mask"], torch.zeros(1, 3, dtype=torch.bool)], 1)
     assert torch.allclose(model(x, t, **text), model(x, t, **padded), atol=1e-5)
+
+
+def _random_dit():
+    torch.manual_seed(0)
+    model = VideoTransformer(TINY_DIT)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    return model
+
+
+def test_per_frame_noise_levels_equal_to_one_level_give_the_same_velocity():
+    model, x, text = _random_dit(), torch.randn(2, 4, 3, 8, 8), _text(2)
+    t = torch.tensor([0.3, 0.8])
+    per_frame = t[:, None].expand(2, 3)
+    assert torch.allclose(model(x, t, **text), model(x, per_frame, **text), atol=1e-5)
+
+
+def test_per_frame_noise_level_changes_that_frame_and_through_attention_the_others():
+    model, x, text = _random_dit(), torch.randn(1, 4, 3, 8, 8), _text(1)
+    a = model(x, torch.tensor([[0.5, 0.5, 0.5]]), **text)
+    b = model(x, torch.tensor([[0.0, 0.5, 0.5]]), **text)
+    assert not torch.allclose(a[:, :, 0], b[:, :, 0])
+    assert not torch.allclose(a[:, :, 2], b[:, :, 2])
+
+
+def test_per_frame_noise_levels_must_match_the_latent_frames():
+    model = _random_dit()
+    with pytest.raises(ValueError, match="one level per latent frame"):
+        model(torch.randn(1, 4, 3, 8, 8), torch.rand(1, 2), **_text(1))

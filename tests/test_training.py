@@ -93,7 +93,7 @@ def test_backfill_refuses_a_bank_built_with_another_config(tiny_bank):
 def test_training_with_object_weight_runs_resumes_and_starts_from_given_weights(tiny_bank, tiny_model_dir, tmp_path):
     model = json.loads((tiny_model_dir / "transformer.json").read_text())
     cfg = TransformerTrainConfig(run_dir=str(tmp_path / "run"), bank=tiny_bank.run_dir, steps=3, batch_size=2, warmup=1,
-                                 checkpoint_every=2, log_every=1, object_weight=4.0, model=model,
+                                 checkpoint_every=2, log_every=1, object_weight=4.0, frame_t_prob=1.0, model=model,
                                  init_from=str(tiny_model_dir / "transformer.safetensors"))
     lines = []
     train_transformer(cfg, lines.append)

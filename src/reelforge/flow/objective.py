@@ -5,8 +5,15 @@ from __future__ import annotations
 import torch
 
 
+def expand_t(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """t (B,) or per latent frame (B, T) -> broadcastable against latents (B, C, T, H, W)."""
+    if t.dim() == 2:
+        return t.view(t.shape[0], 1, t.shape[1], 1, 1)
+    return t.view(-1, *([1] * (x.dim() - 1)))
+
+
 def interpolate(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    t = t.view(-1, *([1] * (x0.dim() - 1)))
+    t = expand_t(t, x0)
     return (1 - t) * x0 + t * noise
 
 

@@ -105,10 +105,11 @@ class Block(nn.Module):
     def forward(self, hidden_states, t_mod, text, text_mask, freqs):
         # `hidden_states`: the name diffusers' caching hooks look the tokens up by.
         x = hidden_states  # (B, N, d)
-        shift1, scale1, gate1, shift2, scale2, gate2 = (self.modulation[None] + t_mod).unbind(1)  # (B, d) each
-        x = x + gate1[:, None] * self.attn(self.norm1(x) * (1 + scale1[:, None]) + shift1[:, None], freqs)
+        # t_mod (B, 1 or N, 6, d): one noise level per clip, or one per token (per latent frame)
+        shift1, scale1, gate1, shift2, scale2, gate2 = (self.modulation + t_mod).unbind(2)  # (B, 1 or N, d) each
+        x = x + gate1 * self.attn(self.norm1(x) * (1 + scale1) + shift1, freqs)
         x = x + self.cross(self.norm_cross(x), text, text_mask)
-        return x + gate2[:, None] * self.mlp(self.norm2(x) * (1 + scale2[:, None]) + shift2[:, None])
+        return x + gate2 * self.mlp(self.norm2(x) * (1 + scale2) + shift2)
 
 
 class VideoTransformer(nn.Module, CacheMixin):
@@ -160,16 +161,24 @@ class VideoTransformer(nn.Module, CacheMixin):
 
     def forward(self, latents: torch.Tensor, t: torch.Tensor, text_tokens: torch.Tensor,
                 text_mask: torch.Tensor, text_pooled: torch.Tensor) -> torch.Tensor:
-        """latents (B, C, T, H, W), t (B,) in [0, 1], text_tokens (B, L, 384), text_mask (B, L),
+        """latents (B, C, T, H, W), t in [0, 1] shaped (B,) or per latent frame (B, T) (diffusion
+        forcing: clean frames condition noisy ones), text_tokens (B, L, 384), text_mask (B, L),
         text_pooled (B, 384) -> velocity (B, C, T, H, W)."""
         x, grid = self.patchify(latents)
         x = self.patch_embed(x)  # (B, N, d)
         freqs = rope_frequencies(grid, self.cfg.rope_split, x.device)
-        cond = self.time_embed(timestep_embedding(t, 256).to(x.dtype)) + self.pooled_embed(text_pooled)  # (B, d)
-        t_mod = self.t_modulation(cond).view(-1, 6, self.cfg.dim)  # (B, 6, d)
+        b = x.shape[0]
+        t = t.view(b, -1)  # (B, 1) or (B, T)
+        if t.shape[1] > 1:  # one noise level per latent frame: repeat over each frame's tokens
+            if t.shape[1] != latents.shape[2] or self.cfg.patch[0] != 1:
+                raise ValueError(f"per-frame t needs one level per latent frame ({latents.shape[2]}), got {t.shape[1]}")
+            t = t.repeat_interleave(grid[1] * grid[2], dim=1)  # (B, N)
+        temb = self.time_embed(timestep_embedding(t.flatten(), 256).to(x.dtype)).view(b, t.shape[1], -1)
+        cond = temb + self.pooled_embed(text_pooled)[:, None]  # (B, 1 or N, d)
+        t_mod = self.t_modulation(cond).view(b, t.shape[1], 6, self.cfg.dim)  # (B, 1 or N, 6, d)
         text = self.text_proj(text_tokens)  # (B, L, d)
         for block in self.blocks:
             x = block(x, t_mod, text, text_mask, freqs)
-        shift, scale = (self.out_modulation[None] + cond[:, None]).unbind(1)
-        x = self.proj_out(self.norm_out(x) * (1 + scale[:, None]) + shift[:, None])
+        shift, scale = (self.out_modulation[:, None] + cond[:, None]).unbind(1)  # (B, 1 or N, d) each
+        x = self.proj_out(self.norm_out(x) * (1 + scale) + shift)
         return self.unpatchify(x, grid)

@@ -48,6 +48,11 @@ class TransformerTrainConfig:
     # Loss weight of latent cells an object touches is 1 + object_weight (see training/masks.py).
     object_weight: float = 0.0
     bank_fps: float = 8.0  # the frame rate the bank was rendered at, to place the objects in time
+    # Share of clips whose latent frames each get their own noise level (diffusion forcing, Chen et
+    # al. 2024): a model trained only with one level per clip was measured to ignore the other
+    # frames' content (a held first second did not move the object in the rest); with clean or
+    # cleaner frames beside noisy ones, using them is the only way to lower the loss.
+    frame_t_prob: float = 0.0
     # Weights (safetensors) to start a fresh run from, e.g. an earlier stage's EMA; ignored on resume.
     init_from: str = ""
     model: dict = field(default_factory=dict)  # TransformerConfig overrides

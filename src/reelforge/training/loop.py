@@ -63,7 +63,10 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
         captions = ["" if rng.random() < cfg.text_dropout else caption(ClipFactors.from_dict(bank_factors[i]), rng)
                     for i in idx]
         text = text_encoder(captions)
-        t = sample_t(cfg.batch_size, generator)
+        if rng.random() < cfg.frame_t_prob:
+            t = sample_t(cfg.batch_size * x0.shape[2], generator).view(cfg.batch_size, x0.shape[2])  # (B, T)
+        else:
+            t = sample_t(cfg.batch_size, generator)  # (B,)
         noise = torch.randn(x0.shape, generator=generator)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             per_sample = flow_loss(model, x0, t, noise, weight, text_tokens=text.tokens, text_mask=text.mask,
@@ -75,7 +78,7 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
         optimizer.step()
         update_ema(ema, model, cfg.ema_decay if step > cfg.warmup else 0.0)
         step += 1
-        losses.append((t, per_sample.detach()))
+        losses.append((t.view(cfg.batch_size, -1).mean(1), per_sample.detach()))
         if step % cfg.log_every == 0:
             ts = torch.cat([a for a, _ in losses])
             ls = torch.cat([b for _, b in losses])
