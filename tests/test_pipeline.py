@@ -33,6 +33,27 @@ def test_image_to_video_keeps_the_start_image(tiny_pipeline):
     assert out.frames.shape[0] == 8
 
 
+def test_clean_context_gives_the_model_the_known_frames_at_t_zero(tiny_pipeline):
+    from dataclasses import replace
+
+    from reelforge.pipeline import Pipeline
+    seen = []
+    model = tiny_pipeline.transformer
+    hook = model.register_forward_pre_hook(lambda m, args: seen.append(args[1].clone()))
+    clean = Pipeline(model, tiny_pipeline.autoencoder, tiny_pipeline.text_encoder,
+                     replace(tiny_pipeline.config, clean_context=True))
+    try:
+        out = clean("a red square", seconds=1, seed=3, image=np.zeros((64, 64, 3), np.uint8), guidance=1.0)
+        tiny_pipeline("a red square", seconds=1, seed=3, image=np.zeros((64, 64, 3), np.uint8), guidance=1.0)
+    finally:
+        hook.remove()
+    steps = tiny_pipeline.config.steps
+    per_frame, shared = seen[:steps], seen[steps:]
+    assert all(t.shape == (1, 3) and t[0, 0] == 0 and (t[0, 1:] > 0).all() for t in per_frame)
+    assert all(t.shape == (1,) for t in shared)
+    assert out.frames.shape[0] == 8
+
+
 def test_extend_appends_the_continuation(tiny_pipeline):
     first = tiny_pipeline("a red square moves right", seconds=1, seed=3)
     longer = tiny_pipeline.extend(first.frames, first.fps, "a red square moves right", seconds=1, seed=4)

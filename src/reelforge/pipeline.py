@@ -52,6 +52,9 @@ class PipelineConfig:
     guidance: float = 5.0
     sampler: str = "unipc"
     shift: float = 2.0  # timestep shift toward noise: more of the budget where layout is decided
+    # The transformer was trained with a noise level per latent frame (diffusion forcing): known
+    # frames (a start image, the video being extended) are then given to it clean, at t = 0.
+    clean_context: bool = False
 
     @classmethod
     def from_dict(cls, d: dict) -> "PipelineConfig":
@@ -245,9 +248,14 @@ class Pipeline:
                 return guided_velocity(self.transformer, x, t, text_kwargs, guidance)
             p = prefix.shape[2]
             x = x.clone()
-            x[:, :, :p] = (1 - t.view(-1, 1, 1, 1, 1)) * prefix + t.view(-1, 1, 1, 1, 1) * prefix_noise
+            if cfg.clean_context:
+                x[:, :, :p] = prefix
+                t = t[:, None].repeat(1, x.shape[2])  # (B, T): the known frames at t = 0
+                t[:, :p] = 0.0
+            else:
+                x[:, :, :p] = (1 - t.view(-1, 1, 1, 1, 1)) * prefix + t.view(-1, 1, 1, 1, 1) * prefix_noise
             v = guided_velocity(self.transformer, x, t, text_kwargs, guidance)
-            v[:, :, :p] = prefix_noise - prefix
+            v[:, :, :p] = prefix_noise - prefix  # the known frames ride their exact path
             return v
 
         prefix_noise = latents[:, :, :prefix.shape[2]] if prefix is not None else None
