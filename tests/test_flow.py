@@ -55,3 +55,19 @@ def test_guidance_extrapolates_from_the_unconditional_branch():
     text = {"text_tokens": torch.tensor([[[0.0]], [[1.0]]])}  # uncond row first
     v = guided_velocity(model, torch.zeros(1, 1), torch.zeros(1), text, guidance=3.0)
     assert torch.allclose(v, torch.tensor([[3.0]]))
+
+
+def test_staggered_sampler_reaches_the_data_with_later_frames_lagging():
+    x0 = torch.randn(1, 2, 5, 3, 3, generator=torch.Generator().manual_seed(1))
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    levels = []
+
+    def v(x, t):  # the exact field per frame, t (B, T)
+        levels.append(t[0].clone())
+        return (x - x0) / t.clamp_min(1e-6).view(1, 1, -1, 1, 1)
+
+    scheduler = make_scheduler("stagger", 12, shift=2.0, frames=5)
+    out = denoise(v, noise.clone(), scheduler)
+    assert torch.allclose(out, x0, atol=1e-4)
+    assert all((t[:-1] <= t[1:]).all() for t in levels)  # frame 0 always at least as clean as frame 4
+    assert levels[0].tolist() == [1.0] * 5 and levels[-1][0] == 0 and levels[-1][-1] > 0

@@ -99,3 +99,11 @@ def test_missing_and_corrupt_checkpoints_are_named(tmp_path, tiny_model_dir, tex
     (broken / "pipeline.json").write_text(json.dumps({"nonsense": 1}))
     with pytest.raises(CheckpointError, match="unknown pipeline config keys"):
         Pipeline.from_pretrained(broken, text_encoder=text_encoder)
+
+
+@pytest.mark.parametrize("sampler", ["euler", "heun", "unipc", "stagger"])
+def test_every_sampler_generates_and_extends(tiny_pipeline, sampler):
+    out = tiny_pipeline("a red square", seconds=1, seed=3, sampler=sampler)
+    assert out.frames.shape == (8, 64, 64, 3) and out.settings["sampler"] == sampler
+    longer = tiny_pipeline.extend(out.frames, out.fps, "a red square", seconds=1, seed=4, sampler=sampler)
+    assert longer.frames.shape[0] == 16

@@ -64,7 +64,7 @@ def _load_pipeline(model: str | None):
 @click.option("--steps", type=int, default=None, help="Sampling steps [default: the model's].")
 @click.option("--guidance", type=float, default=None, help="Classifier-free guidance scale.")
 @click.option("--negative", default=None, help="Negative prompt: what the video should not show.")
-@click.option("--sampler", default=None, help="euler, heun or unipc [default: the model's].")
+@click.option("--sampler", default=None, help="euler, heun, unipc or stagger (per-frame, for diffusion-forcing models) [default: the model's].")
 @click.option("--format", "fmt", default=None, help="mp4, webm, gif or png [default: from the file name].")
 @click.option("--model", default=None, help="A model directory [default: the built-in model].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")

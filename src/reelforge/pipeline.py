@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from .delivery import Enhancers, deliver_frames, resize_video, retime
 from .flow.cache import first_block_cache
 from .flow.guidance import guided_velocity
+from .flow.objective import interpolate
 from .flow.samplers import SAMPLERS, denoise, make_scheduler
 from .models.autoencoder import AutoencoderConfig, VideoAutoencoder
 from .models.interpolator import FrameInterpolator, InterpolatorConfig
@@ -241,7 +242,7 @@ class Pipeline:
         shape = (1, self.autoencoder.cfg.latent_channels, latent_frames, height // 4, width // 4)
         latents = torch.randn(shape, generator=generator)  # (1, C, t, h, w)
         # 4. Denoise; known frames (a start image, the end of a video to extend) ride their exact path.
-        scheduler = make_scheduler(sampler, steps, cfg.shift)
+        scheduler = make_scheduler(sampler, steps, cfg.shift, frames=latent_frames)
 
         def velocity(x, t):
             if prefix is None:
@@ -250,10 +251,10 @@ class Pipeline:
             x = x.clone()
             if cfg.clean_context:
                 x[:, :, :p] = prefix
-                t = t[:, None].repeat(1, x.shape[2])  # (B, T): the known frames at t = 0
+                t = (t[:, None].repeat(1, x.shape[2]) if t.dim() == 1 else t.clone())  # (B, T): known frames at t = 0
                 t[:, :p] = 0.0
             else:
-                x[:, :, :p] = (1 - t.view(-1, 1, 1, 1, 1)) * prefix + t.view(-1, 1, 1, 1, 1) * prefix_noise
+                x[:, :, :p] = interpolate(prefix, prefix_noise, t[:, :p] if t.dim() == 2 else t)
             v = guided_velocity(self.transformer, x, t, text_kwargs, guidance)
             v[:, :, :p] = prefix_noise - prefix  # the known frames ride their exact path
             return v
