@@ -92,7 +92,8 @@ def parse_size(size: str | None) -> tuple[int, int] | None:
     return w, h
 
 
-def _load_module(cls, cfg_cls, weights: Path) -> torch.nn.Module:
+def load_module(cls, cfg_cls, weights: Path) -> torch.nn.Module:
+    """An eval-mode module of class `cls` from safetensors and the JSON config beside them."""
     config_path = weights.with_suffix(".json")
     if not weights.exists() or not config_path.exists():
         raise CheckpointError(f"checkpoint {str(weights)!r} (with its .json config) is missing")
@@ -122,13 +123,13 @@ class Pipeline:
             config = PipelineConfig.from_dict(json.loads(pipeline_json.read_text()))
         except (OSError, json.JSONDecodeError) as e:
             raise CheckpointError(f"{str(pipeline_json)!r} is missing or corrupt: {e}") from None
-        transformer = _load_module(VideoTransformer, TransformerConfig, path / "transformer.safetensors")
-        autoencoder = _load_module(VideoAutoencoder, AutoencoderConfig, path / "autoencoder.safetensors")
+        transformer = load_module(VideoTransformer, TransformerConfig, path / "transformer.safetensors")
+        autoencoder = load_module(VideoAutoencoder, AutoencoderConfig, path / "autoencoder.safetensors")
         # The delivery networks are optional: a model directory without them delivers by resizing.
         enhancers = Enhancers(
-            upscaler=_load_module(VideoUpscaler, UpscalerConfig, path / "upscaler.safetensors")
+            upscaler=load_module(VideoUpscaler, UpscalerConfig, path / "upscaler.safetensors")
             if (path / "upscaler.safetensors").exists() else None,
-            interpolator=_load_module(FrameInterpolator, InterpolatorConfig, path / "interpolator.safetensors")
+            interpolator=load_module(FrameInterpolator, InterpolatorConfig, path / "interpolator.safetensors")
             if (path / "interpolator.safetensors").exists() else None)
         return cls(transformer, autoencoder, text_encoder or TextEncoder(), config, enhancers)
 
