@@ -166,7 +166,9 @@ def train(config_path, log_path):
 @click.option("--steps", type=int, default=None, help="Default sampling steps to record.")
 @click.option("--guidance", type=float, default=None, help="Default guidance to record.")
 @click.option("--sampler", default=None, help="Default sampler to record.")
-def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, steps, guidance, sampler):
+@click.option("--clean-context", is_flag=True, help="The transformer was trained with per-frame noise levels "
+              "(diffusion forcing): give it known frames clean.")
+def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, steps, guidance, sampler, clean_context):
     """Assemble a model directory from training runs (fp16 safetensors + configs)."""
     from dataclasses import replace
 
@@ -178,6 +180,8 @@ def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, step
             fail(f"checkpoint {path!r} (with its .json config) does not exist")
     cfg = PipelineConfig(name=name)
     overrides = {k: v for k, v in {"steps": steps, "guidance": guidance, "sampler": sampler}.items() if v is not None}
+    if clean_context:
+        overrides["clean_context"] = True
     out = export_model(transformer, autoencoder, out_dir, replace(cfg, **overrides), extras)
     click.echo(f"wrote {out}")
 
