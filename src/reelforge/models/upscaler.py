@@ -19,7 +19,7 @@ from .config import JsonConfig
 @dataclass(frozen=True)
 class UpscalerConfig(JsonConfig):
     scale: int = 4  # 64x64 base frames -> 256x256; delivery resizes the rest of the way
-    channels: int = 32  # ~72k parameters: about 1 GFLOP per 112x64 frame, cheap next to the decoder
+    channels: int = 32  # ~72k parameters, about 1 GFLOP per 112x64 frame
     blocks: int = 3
 
 
