@@ -1,6 +1,7 @@
 """Write frames to video and image files with PyAV and Pillow; atomically (temp file, then rename)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from fractions import Fraction
@@ -82,18 +83,26 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, mode: int | None = 
     """Write `data` to `path` through a temp file in the same folder and a rename: readers see the
     old file or the new one, never half of one. `mode` sets the permissions before the rename."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+    with _replacing(path) as tmp:
+        Path(tmp).write_bytes(data)
         if mode is not None:
             os.chmod(tmp, mode)
+    return path
+
+
+@contextlib.contextmanager
+def _replacing(path: Path, suffix: str = ""):
+    """A temp file beside `path` (mode 0600) that replaces it when the block ends, and is removed
+    if the block fails."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent or ".")
+    os.close(fd)
+    try:
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return path
 
 
 def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float, fmt: str | None = None,
@@ -101,18 +110,11 @@ def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float, fmt: st
     """Write uint8 frames (T, H, W, 3). MP4 is H.264 yuv420p with faststart, so browsers play it."""
     path, fmt = check_output_path(path, fmt)
     metadata = metadata or {}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{fmt}", dir=path.parent or ".")
-    os.close(fd)
-    try:
+    with _replacing(path, suffix=f".{fmt}") as tmp:
         if fmt in ("mp4", "webm"):
             write_av(even_frames(frames) if fmt == "mp4" else frames, tmp, fps, fmt, metadata, crf)
         elif fmt == "gif":
             _write_gif(frames, tmp, fps)
         else:
             _write_png(frames, tmp, metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
