@@ -120,7 +120,7 @@ def generate(prompt, output, seconds, storyboard, fps, size, seed, steps, guidan
 @click.option("--config", "config_path", required=True, type=click.Path(), help="A JSON file from configs/.")
 @click.option("--log", "log_path", default=None, help="Also append log lines to this file.")
 def train(config_path, log_path):
-    """Train one stage (autoencoder, bank, transformer, upscaler, interpolator) from a config; resumes where it stopped."""
+    """Train one stage (autoencoder, bank, transformer, upscaler, interpolator, pairs, student) from a config; resumes where it stopped."""
     import torch
 
     from .training.config import ConfigError, load_config
@@ -148,6 +148,12 @@ def train(config_path, log_path):
     elif cfg.stage in ("upscaler", "interpolator"):
         from .training.enhance import train_enhancer
         out = train_enhancer(cfg, log)
+    elif cfg.stage == "pairs":
+        from .training.distill import make_pairs
+        out = make_pairs(cfg, log)
+    elif cfg.stage == "student":
+        from .training.distill import train_student
+        out = train_student(cfg, log)
     else:
         from .training.loop import train_transformer
         out = train_transformer(cfg, log)

@@ -93,8 +93,35 @@ class EnhanceTrainConfig:
     model: dict = field(default_factory=dict)  # UpscalerConfig / InterpolatorConfig overrides
 
 
+@dataclass(frozen=True)
+class DistillConfig:
+    """Turbo (training/distill.py): stage "pairs" runs the teacher, stage "student" trains on its output."""
+    stage: str = "pairs"  # or "student"
+    run_dir: str = "runs/turbo"
+    pairs_dir: str = "runs/turbo_pairs"
+    teacher: str = "src/reelforge/weights/builtin"  # a model directory; its pipeline.json sets the sampler
+    # (width, height, weight): the teacher's training buckets in the bank's proportions.
+    buckets: tuple = ((64, 64, 0.77), (112, 64, 0.115), (64, 112, 0.115))
+    # (latent frames, weight): 4 s clips, plus the shorter ones and the 4 s + context of an extension.
+    latent_frames: tuple = ((9, 0.8), (5, 0.1), (11, 0.1))
+    pair_chunks: int = 128
+    chunk: int = 32
+    teacher_steps: int = 24
+    steps: int = 3000
+    batch_size: int = 32
+    lr: float = 1e-4
+    warmup: int = 50
+    ema_decay: float = 0.998
+    frame_t_prob: float = 0.25
+    seed: int = 0
+    checkpoint_every: int = 100
+    log_every: int = 25
+    bf16: bool = True
+
+
 STAGES = {"autoencoder": AutoencoderTrainConfig, "transformer": TransformerTrainConfig, "bank": BankConfig,
-          "upscaler": EnhanceTrainConfig, "interpolator": EnhanceTrainConfig}
+          "upscaler": EnhanceTrainConfig, "interpolator": EnhanceTrainConfig,
+          "pairs": DistillConfig, "student": DistillConfig}
 
 
 def load_config(path: str | Path):
@@ -106,4 +133,7 @@ def load_config(path: str | Path):
     unknown = set(data) - {f.name for f in fields(cls)}
     if unknown:
         raise ConfigError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(f.name for f in fields(cls))}")
+    for key in ("buckets", "latent_frames", "sizes"):
+        if isinstance(data.get(key), list):
+            data[key] = tuple(tuple(v) for v in data[key])
     return cls(**data)
