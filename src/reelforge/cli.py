@@ -43,10 +43,10 @@ def main():
     """ReelForge: open, self-hosted text-to-video."""
 
 
-def _load_pipeline(model: str | None):
+def _load_pipeline(model: str | None, turbo: bool = False):
     from .pipeline import CheckpointError, Pipeline
     try:
-        return Pipeline.from_pretrained(model)
+        return Pipeline.from_pretrained(model, turbo=turbo)
     except CheckpointError as e:
         fail(str(e))
 
@@ -71,8 +71,10 @@ def _load_pipeline(model: str | None):
 @click.option("--visible-mark", is_flag=True, help="Also label the frames 'AI · ReelForge' in a corner.")
 @click.option("--cache-threshold", type=float, default=0.0, show_default=True,
               help="First Block Cache: skip deeper blocks on steps whose first block changed less than this (0 = off).")
+@click.option("--turbo", is_flag=True, help="The model's distilled few-step student (reelforge-turbo): "
+              "2 steps, no guidance pass, no negative prompt.")
 def generate(prompt, output, seconds, storyboard, fps, size, seed, steps, guidance, negative, sampler, fmt, model,
-             quiet, visible_mark, cache_threshold):
+             quiet, visible_mark, cache_threshold, turbo):
     """Generate a video from PROMPT (or from a --storyboard)."""
     from tqdm import tqdm
 
@@ -89,7 +91,7 @@ def generate(prompt, output, seconds, storyboard, fps, size, seed, steps, guidan
         identity = load_identity()
     except (OutputError, InputError, ProvenanceError) as e:
         fail(str(e))
-    pipe = _load_pipeline(model)
+    pipe = _load_pipeline(model, turbo)
     steps_total = steps or pipe.config.steps
     long = storyboard is not None or seconds > pipe.config.max_seconds
     try:
@@ -192,6 +194,27 @@ def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, step
     click.echo(f"wrote {out}")
 
 
+@main.command(name="export-turbo")
+@click.option("--transformer", default="runs/turbo/ema.safetensors", show_default=True)
+@click.option("--model", "model_dir", default="src/reelforge/weights/builtin", show_default=True,
+              help="The teacher's model directory; the student goes into its turbo/ folder.")
+@click.option("--name", default="reelforge-turbo", show_default=True)
+@click.option("--steps", type=int, default=2, show_default=True)
+@click.option("--sampler", default="euler", show_default=True)
+@click.option("--shift", type=float, default=1.0, show_default=True)
+def export_turbo(transformer, model_dir, name, steps, sampler, shift):
+    """Ship a distilled student beside its teacher (stage "student" of configs/turbo_*.json)."""
+    from .pipeline import CheckpointError
+    from .training.export import export_student
+    if not Path(transformer).exists() or not Path(transformer).with_suffix(".json").exists():
+        fail(f"checkpoint {transformer!r} (with its .json config) does not exist")
+    try:
+        out = export_student(transformer, model_dir, name, steps, sampler, shift)
+    except CheckpointError as e:
+        fail(str(e))
+    click.echo(f"wrote {out}")
+
+
 @main.command(name="eval")
 @click.option("--model", default=None, help="A model directory [default: the built-in model].")
 @click.option("--per-set", type=int, default=24, show_default=True, help="Clips per evaluation set.")
@@ -200,7 +223,8 @@ def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, step
 @click.option("--sampler", default=None)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_path", default="eval.json", show_default=True, help="Where to write the results.")
-def evaluate(model, per_set, steps, guidance, sampler, seed, json_path):
+@click.option("--turbo", is_flag=True, help="Evaluate the model's distilled student.")
+def evaluate(model, per_set, steps, guidance, sampler, seed, json_path, turbo):
     """Judge prompt adherence (seen, held-out, paraphrases) and temporal consistency with the analyzer."""
     from rich.console import Console
 
@@ -208,7 +232,7 @@ def evaluate(model, per_set, steps, guidance, sampler, seed, json_path):
     from .evaluation.run import results_table
     if per_set < 1:
         fail(f"--per-set must be >= 1, got {per_set}")
-    pipe = _load_pipeline(model)
+    pipe = _load_pipeline(model, turbo)
     results = run_eval(pipe, per_set=per_set, steps=steps, guidance=guidance, sampler=sampler, seed=seed)
     Path(json_path).write_text(json.dumps(results, indent=2))
     Console().print(results_table(results))

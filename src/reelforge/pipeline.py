@@ -29,6 +29,7 @@ from .models.upscaler import UpscalerConfig, VideoUpscaler
 from .training.checkpoint import load_weights
 
 BUILTIN_DIR = Path(__file__).parent / "weights" / "builtin"
+TURBO_SUBDIR = "turbo"  # a model directory's distilled few-step student (training/distill.py), if it has one
 MIN_SIDE, MAX_SIDE = 32, 1920
 MIN_FPS, MAX_FPS = 1, 60
 MAX_PROMPT_CHARS = 32_000  # OpenAI's limit; the text encoder reads the first 48 tokens
@@ -56,6 +57,9 @@ class PipelineConfig:
     # The transformer was trained with a noise level per latent frame (diffusion forcing): known
     # frames (a start image, the video being extended) are then given to it clean, at t = 0.
     clean_context: bool = False
+    # A directory, relative to this one, holding the autoencoder and delivery networks this model
+    # shares with another (a distilled student shares its teacher's: ".."); "" means this one.
+    parts_from: str = ""
 
     @classmethod
     def from_dict(cls, d: dict) -> "PipelineConfig":
@@ -92,6 +96,14 @@ def parse_size(size: str | None) -> tuple[int, int] | None:
     return w, h
 
 
+def read_config(model_dir: Path) -> PipelineConfig:
+    pipeline_json = model_dir / "pipeline.json"
+    try:
+        return PipelineConfig.from_dict(json.loads(pipeline_json.read_text()))
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{str(pipeline_json)!r} is missing or corrupt: {e}") from None
+
+
 def load_module(cls, cfg_cls, weights: Path) -> torch.nn.Module:
     """An eval-mode module of class `cls` from safetensors and the JSON config beside them."""
     config_path = weights.with_suffix(".json")
@@ -111,27 +123,51 @@ class Pipeline:
                  config: PipelineConfig = PipelineConfig(), enhancers: Enhancers | None = None):
         self.transformer, self.autoencoder, self.text_encoder, self.config = transformer, autoencoder, text_encoder, config
         self.enhancers = enhancers or Enhancers()
+        self.model_dir: Path | None = None  # set by from_pretrained; where a turbo student is looked for
+        self._turbo: Pipeline | None = None
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, text_encoder: TextEncoder | None = None) -> "Pipeline":
-        """Load a model directory (transformer, autoencoder, pipeline JSON); the built-in model by default."""
+    def from_pretrained(cls, path: str | Path | None = None, text_encoder: TextEncoder | None = None,
+                        turbo: bool = False) -> "Pipeline":
+        """Load a model directory (transformer, autoencoder, pipeline JSON); the built-in model by
+        default. `turbo`: its distilled few-step student instead (`<dir>/turbo`)."""
         path = Path(path) if path is not None else BUILTIN_DIR
         if not path.is_dir():
             raise CheckpointError(f"model directory {str(path)!r} does not exist")
-        pipeline_json = path / "pipeline.json"
-        try:
-            config = PipelineConfig.from_dict(json.loads(pipeline_json.read_text()))
-        except (OSError, json.JSONDecodeError) as e:
-            raise CheckpointError(f"{str(pipeline_json)!r} is missing or corrupt: {e}") from None
+        if turbo:
+            if not (path / TURBO_SUBDIR / "pipeline.json").is_file():
+                raise CheckpointError(f"model directory {str(path)!r} has no distilled turbo student "
+                                      f"({TURBO_SUBDIR}/); train one with configs/turbo_*.json")
+            path = path / TURBO_SUBDIR
+        config = read_config(path)
+        parts = (path / config.parts_from) if config.parts_from else path
         transformer = load_module(VideoTransformer, TransformerConfig, path / "transformer.safetensors")
-        autoencoder = load_module(VideoAutoencoder, AutoencoderConfig, path / "autoencoder.safetensors")
+        autoencoder = load_module(VideoAutoencoder, AutoencoderConfig, parts / "autoencoder.safetensors")
         # The delivery networks are optional: a model directory without them delivers by resizing.
         enhancers = Enhancers(
-            upscaler=load_module(VideoUpscaler, UpscalerConfig, path / "upscaler.safetensors")
-            if (path / "upscaler.safetensors").exists() else None,
-            interpolator=load_module(FrameInterpolator, InterpolatorConfig, path / "interpolator.safetensors")
-            if (path / "interpolator.safetensors").exists() else None)
-        return cls(transformer, autoencoder, text_encoder or TextEncoder(), config, enhancers)
+            upscaler=load_module(VideoUpscaler, UpscalerConfig, parts / "upscaler.safetensors")
+            if (parts / "upscaler.safetensors").exists() else None,
+            interpolator=load_module(FrameInterpolator, InterpolatorConfig, parts / "interpolator.safetensors")
+            if (parts / "interpolator.safetensors").exists() else None)
+        pipe = cls(transformer, autoencoder, text_encoder or TextEncoder(), config, enhancers)
+        pipe.model_dir = path
+        return pipe
+
+    @property
+    def has_turbo(self) -> bool:
+        return self.model_dir is not None and (self.model_dir / TURBO_SUBDIR / "pipeline.json").is_file()
+
+    def turbo(self) -> "Pipeline":
+        """The distilled student beside this model, sharing its autoencoder, text encoder and delivery
+        networks (loaded once, on first use)."""
+        if self._turbo is None:
+            if not self.has_turbo:
+                raise CheckpointError(f"model {self.config.name!r} has no distilled turbo student")
+            path = self.model_dir / TURBO_SUBDIR
+            transformer = load_module(VideoTransformer, TransformerConfig, path / "transformer.safetensors")
+            self._turbo = Pipeline(transformer, self.autoencoder, self.text_encoder, read_config(path), self.enhancers)
+            self._turbo.model_dir = path
+        return self._turbo
 
     def check_inputs(self, prompt, seconds, fps, size, guidance, steps, sampler) -> None:
         if not isinstance(prompt, str) or not prompt.strip():

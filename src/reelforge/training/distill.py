@@ -31,15 +31,12 @@ from ..flow.objective import flow_loss, sample_t
 from ..flow.samplers import denoise, make_scheduler
 from ..models.text_encoder import TextEncoder
 from ..models.transformer import TransformerConfig, VideoTransformer
+from ..pipeline import read_config
 from ..world.captions import caption
 from ..world.splits import sample_train_factors
 from .checkpoint import load_weights, resume, save_training_state
 from .config import DistillConfig
 from .ema import update_ema
-
-
-def _pipeline_json(teacher_dir: Path) -> dict:
-    return json.loads((teacher_dir / "pipeline.json").read_text())
 
 
 def load_transformer(weights: Path) -> VideoTransformer:
@@ -70,7 +67,7 @@ def teacher_latents(teacher: VideoTransformer, text_encoder: TextEncoder, captio
 
 def make_pairs(cfg: DistillConfig, log: Callable[[str], None] = lambda s: None) -> Path:
     teacher_dir = Path(cfg.teacher)
-    settings = _pipeline_json(teacher_dir)
+    settings = read_config(teacher_dir)  # the teacher's own sampler, guidance and shift
     teacher = load_transformer(teacher_dir / "transformer.safetensors").eval()
     text_encoder = TextEncoder()
     out = Path(cfg.pairs_dir)
@@ -88,7 +85,7 @@ def make_pairs(cfg: DistillConfig, log: Callable[[str], None] = lambda s: None) 
         generator = torch.Generator().manual_seed(rng.randrange(2**31))
         noise = torch.randn((cfg.chunk, channels, frames, height // 4, width // 4), generator=generator)
         latents = teacher_latents(teacher, text_encoder, captions, noise, cfg.teacher_steps,
-                                  settings["guidance"], settings["sampler"], settings["shift"])
+                                  settings.guidance, settings.sampler, settings.shift)
         tmp = path.with_name(f".{path.name}.tmp")
         save_file({"noise": noise.half().contiguous(), "latents": latents.half().contiguous()}, str(tmp),
                   metadata={"captions": json.dumps(captions), "factors": json.dumps([f.to_dict() for f in factors])})

@@ -37,3 +37,19 @@ def export_model(transformer: str | Path, autoencoder: str | Path, out_dir: str 
     config = asdict(pipeline_config)
     (out / "pipeline.json").write_text(json.dumps(config, indent=2))
     return out
+
+
+def export_student(transformer: str | Path, model_dir: str | Path, name: str, steps: int, sampler: str,
+                   shift: float) -> Path:
+    """Put a distilled student beside its teacher (`<model_dir>/turbo`): its own transformer and
+    pipeline.json, sharing the teacher's autoencoder and delivery networks. Guidance is 1: the
+    student learnt the guided result and runs one pass per step."""
+    from ..pipeline import TURBO_SUBDIR, read_config
+    teacher = read_config(Path(model_dir))
+    out = Path(model_dir) / TURBO_SUBDIR
+    out.mkdir(parents=True, exist_ok=True)
+    _half_copy(Path(transformer), out / "transformer.safetensors")
+    config = {**asdict(teacher), "name": name, "steps": steps, "guidance": 1.0, "sampler": sampler,
+              "shift": shift, "parts_from": ".."}
+    (out / "pipeline.json").write_text(json.dumps(config, indent=2))
+    return out

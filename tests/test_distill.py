@@ -1,0 +1,113 @@
+"""Turbo distillation (training/distill.py) on tiny models: the pairs are the teacher's own output,
+the student straightens the teacher's paths, and a shipped student loads beside its teacher."""
+import json
+import shutil
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from reelforge.cli import main
+from reelforge.flow.samplers import denoise, make_scheduler
+from reelforge.pipeline import CheckpointError, Pipeline
+from reelforge.training.config import DistillConfig
+from reelforge.training.distill import load_pairs, load_transformer, make_pairs, teacher_latents, train_student
+from reelforge.training.export import export_student
+from reelforge.world.splits import is_held_out
+from reelforge.world.factors import ClipFactors
+
+
+@pytest.fixture()
+def teacher_dir(tiny_model_dir, tmp_path):
+    path = tmp_path / "teacher"
+    shutil.copytree(tiny_model_dir, path)
+    return path
+
+
+def tiny_config(teacher_dir, tmp_path, **overrides):
+    base = dict(teacher=str(teacher_dir), pairs_dir=str(tmp_path / "pairs"), run_dir=str(tmp_path / "student"),
+                buckets=((32, 32, 1.0),), latent_frames=((3, 1.0),), pair_chunks=2, chunk=8, teacher_steps=12,
+                steps=4, batch_size=8, warmup=1, checkpoint_every=2, log_every=2, lr=1e-3)
+    return DistillConfig(**{**base, **overrides})
+
+
+def test_pairs_are_the_teachers_guided_output_on_training_prompts_and_are_not_remade(teacher_dir, tmp_path,
+                                                                                     text_encoder):
+    cfg = tiny_config(teacher_dir, tmp_path)
+    out = make_pairs(cfg)
+    chunks = load_pairs(out)
+    assert len(chunks) == 2 and all(n.shape == (8, 4, 3, 8, 8) for n, _, _ in chunks)
+    noise, latents, captions = chunks[0]
+    teacher = load_transformer(teacher_dir / "transformer.safetensors").eval()
+    again = teacher_latents(teacher, text_encoder, captions, noise.float(), 12, 2.0, "unipc", 2.0)
+    assert torch.allclose(again.half().float(), latents.float(), atol=2e-2)
+    assert (latents.float() - noise.float()).abs().mean() > 0.1  # the sampler moved them
+    first = (out / "chunk_00000.safetensors").stat().st_mtime_ns
+    make_pairs(cfg)  # resumable: finished chunks are kept as they are
+    assert (out / "chunk_00000.safetensors").stat().st_mtime_ns == first
+
+
+def test_pair_prompts_come_from_the_training_split_only(teacher_dir, tmp_path):
+    from safetensors import safe_open
+    cfg = tiny_config(teacher_dir, tmp_path, pair_chunks=1, chunk=16, teacher_steps=1)
+    out = make_pairs(cfg)
+    with safe_open(str(out / "chunk_00000.safetensors"), "pt") as f:
+        factors = [ClipFactors.from_dict(d) for d in json.loads(f.metadata()["factors"])]
+    assert len(factors) == 16 and not any(is_held_out(f) for f in factors)
+
+
+def sample(model, text_encoder, captions, noise, steps, guidance):
+    return teacher_latents(model, text_encoder, captions, noise, steps, guidance, "euler", 1.0)
+
+
+def test_student_lands_nearer_the_teachers_result_in_two_steps_than_the_teacher_does(teacher_dir, tmp_path,
+                                                                                    text_encoder):
+    torch.manual_seed(0)
+    cfg = tiny_config(teacher_dir, tmp_path, pair_chunks=1, chunk=8, steps=150, lr=2e-3, ema_decay=0.9,
+                      frame_t_prob=0.0)
+    make_pairs(cfg)
+    noise, latents, captions = load_pairs(cfg.pairs_dir)[0]
+    noise, latents = noise.float(), latents.float()
+    teacher = load_transformer(teacher_dir / "transformer.safetensors").eval()
+    teacher_error = (sample(teacher, text_encoder, captions, noise, 2, 2.0) - latents).pow(2).mean()
+    student = load_transformer(train_student(cfg)).eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        text = text_encoder(captions)
+        out = denoise(lambda x, t: student(x, t, text_tokens=text.tokens, text_mask=text.mask,
+                                           text_pooled=text.pooled).float(),
+                      noise.clone(), make_scheduler("euler", 2, 1.0))
+    student_error = (out.float() - latents).pow(2).mean()
+    assert student_error < 0.5 * teacher_error, (student_error, teacher_error)
+
+
+def test_student_training_resumes_where_it_stopped(teacher_dir, tmp_path):
+    cfg = tiny_config(teacher_dir, tmp_path, teacher_steps=1, pair_chunks=1)
+    make_pairs(cfg)
+    train_student(cfg)
+    state = json.loads((tmp_path / "student" / "state.json").read_text())
+    assert state["step"] == 4
+    lines = []
+    train_student(tiny_config(teacher_dir, tmp_path, teacher_steps=1, pair_chunks=1, steps=6), lines.append)
+    assert any("resumed from step 4" in line for line in lines)
+    assert json.loads((tmp_path / "student" / "state.json").read_text())["step"] == 6
+
+
+def test_exported_student_loads_beside_its_teacher_and_shares_its_parts(teacher_dir, tmp_path, text_encoder):
+    base = Pipeline.from_pretrained(teacher_dir, text_encoder=text_encoder)
+    assert not base.has_turbo
+    with pytest.raises(CheckpointError, match="no distilled turbo student"):
+        Pipeline.from_pretrained(teacher_dir, text_encoder=text_encoder, turbo=True)
+    export_student(teacher_dir / "transformer.safetensors", teacher_dir, "tiny-turbo", 2, "euler", 1.0)
+    turbo = Pipeline.from_pretrained(teacher_dir, text_encoder=text_encoder, turbo=True)
+    assert (turbo.config.name, turbo.config.steps, turbo.config.guidance) == ("tiny-turbo", 2, 1.0)
+    shared = base.turbo()
+    assert shared.autoencoder is base.autoencoder and shared.config == turbo.config and base.turbo() is shared
+    video = shared("a red ball rolls left", seconds=1, seed=3)
+    assert video.settings["model"] == "tiny-turbo" and video.settings["guidance"] == 1.0
+
+
+def test_cli_turbo_without_a_student_is_one_clear_error(teacher_dir, tmp_path):
+    result = CliRunner().invoke(main, ["generate", "a red ball", "-o", str(tmp_path / "x.mp4"), "--model",
+                                       str(teacher_dir), "--turbo"])
+    assert result.exit_code == 2 and "no distilled turbo student" in result.output
+    assert not (tmp_path / "x.mp4").exists()
