@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..pipeline import BUILTIN_DIR, CheckpointError, InputError, Pipeline, PipelineConfig, parse_size
+from ..pipeline import BUILTIN_DIR, TURBO_SUBDIR, CheckpointError, InputError, Pipeline, PipelineConfig, parse_size, read_config
 from .config import OPENAI_MODEL_NAMES, ConfigError, Settings
 from .errors import invalid_param
 
@@ -42,15 +42,18 @@ def _number(value: float) -> str:
 
 
 class Catalog:
-    """The served model's name, aliases and limits, read from its `pipeline.json` (no weights)."""
+    """The served model's name, aliases and limits, read from its `pipeline.json` (no weights), and
+    its distilled turbo student's name where the model directory has one."""
 
-    def __init__(self, model_dir: Path, config: PipelineConfig, aliases: dict[str, str]):
-        self.model_dir, self.config = model_dir, config
+    def __init__(self, model_dir: Path, config: PipelineConfig, aliases: dict[str, str],
+                 turbo: PipelineConfig | None = None):
+        self.model_dir, self.config, self.turbo = model_dir, config, turbo
         self.aliases = {**{name: config.name for name in OPENAI_MODEL_NAMES}, **aliases}
-        unknown = sorted(a for a, target in self.aliases.items() if target != config.name)
+        served = [config.name, *([turbo.name] if turbo else [])]
+        unknown = sorted(a for a, target in self.aliases.items() if target not in served)
         if unknown:
             raise ConfigError(f"REELFORGE_MODEL_ALIASES: aliases {unknown} point to models that are not served; "
-                                  f"the served model is {config.name!r}")
+                                  f"the served models are {', '.join(map(repr, served))}")
         # bucket_for reads only the config: one implementation of the aspect-ratio choice.
         self._sizer = Pipeline(None, None, None, config)
 
@@ -65,19 +68,26 @@ class Catalog:
             config = PipelineConfig.from_dict(json.loads(pipeline_json.read_text()))
         except (OSError, json.JSONDecodeError) as e:
             raise CheckpointError(f"{str(pipeline_json)!r} is corrupt: {e}") from None
-        return cls(model_dir, config, settings.model_aliases)
+        turbo_dir = model_dir / TURBO_SUBDIR
+        turbo = read_config(turbo_dir) if (turbo_dir / "pipeline.json").is_file() else None
+        return cls(model_dir, config, settings.model_aliases, turbo)
 
     @property
     def model_names(self) -> list[str]:
-        return [self.config.name, *sorted(self.aliases)]
+        return [self.config.name, *([self.turbo.name] if self.turbo else []), *sorted(self.aliases)]
 
-    def model(self, requested: str | None) -> str:
-        """The reported model name; raises 400 for a name that is neither served nor an alias."""
+    def model(self, requested: str | None, turbo: bool = False) -> str:
+        """The reported model name; raises 400 for a name that is neither served nor an alias.
+        `turbo` asks for the distilled student when no name is given."""
         if requested is None:
-            return self.config.name
-        if requested == self.config.name or requested in self.aliases:
+            return self.turbo.name if turbo and self.turbo else self.config.name
+        if requested in self.model_names:
             return requested
         raise invalid_param("model", f"unknown model {requested!r}; allowed: {', '.join(self.model_names)}")
+
+    def is_turbo(self, model: str) -> bool:
+        """Whether a reported model name (or alias) runs the distilled student."""
+        return self.turbo is not None and self.aliases.get(model, model) == self.turbo.name
 
     def size(self, requested: str | None) -> RenderSize:
         """OpenAI's sizes map to the model's own size of the same aspect; WxH is rendered as asked."""

@@ -66,7 +66,10 @@ class VideoCreate(_Request):
     negative_prompt: Optional[Annotated[StrictStr, Field(max_length=MAX_PROMPT_CHARS)]] = None
     steps: Optional[Annotated[int, Field(ge=MIN_STEPS, le=MAX_STEPS)]] = None  # None: the model's default
     guidance: Optional[Annotated[float, Field(gt=0, le=MAX_GUIDANCE)]] = None  # None: the model's default
-    turbo: bool = False  # First Block Cache: skip transformer work on steps that change little
+    # The distilled few-step student (model "reelforge-turbo"); where the served model has none,
+    # First Block Cache at TURBO_CACHE_THRESHOLD instead.
+    turbo: bool = False
+    cache_threshold: Optional[Annotated[float, Field(ge=0, le=1)]] = None  # First Block Cache; 0 = off
 
     _prompt = field_validator("prompt")(_check_prompt)
 

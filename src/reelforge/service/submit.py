@@ -85,14 +85,18 @@ def create(session: Session, storage: Storage, queue: JobQueue, catalog: Catalog
     if unexpected:
         raise invalid_param(sorted(unexpected)[0], f"Unknown file parameter: {sorted(unexpected)[0]!r}",
                             code="unknown_parameter")
-    model = catalog.model(request.model)
+    model = catalog.model(request.model, turbo=request.turbo)
+    turbo = catalog.is_turbo(model)
+    cache = request.cache_threshold
+    if cache is None:
+        cache = TURBO_CACHE_THRESHOLD if request.turbo and not turbo else 0.0
     size, seconds = catalog.size(request.size), catalog.seconds(request.seconds)
     image = _reference_image(request, body, settings)
     video_id = crud.new_video_id()
     seed = new_seed() if request.seed is None else request.seed
     spec = JobSpec("create", request.prompt, seed, size.width, size.height, seconds.seconds,
                    reference=image is not None, negative_prompt=request.negative_prompt, steps=request.steps,
-                   guidance=request.guidance, cache_threshold=TURBO_CACHE_THRESHOLD if request.turbo else 0.0)
+                   guidance=request.guidance, cache_threshold=cache, turbo=turbo)
     return _start(session, storage, queue, settings, user, video_id, spec, kind="create", model=model, size=size,
                   seconds=seconds, reference=image)
 
@@ -137,7 +141,8 @@ def extend(session: Session, storage: Storage, queue: JobQueue, catalog: Catalog
         size = RenderSize(f"{width}x{height}", width, height)
         total = RenderSeconds(_number(round(duration + segment.seconds, 3)), duration + segment.seconds)
         model, files, links, source_id = catalog.model(None), {"source.mp4": data}, None, None
-    spec = JobSpec("extension", request.prompt, new_seed(), size.width, size.height, segment.seconds, source=True)
+    spec = JobSpec("extension", request.prompt, new_seed(), size.width, size.height, segment.seconds, source=True,
+                   turbo=catalog.is_turbo(model))
     return _start(session, storage, queue, settings, user, crud.new_video_id(), spec, kind="extension", model=model,
                   size=size, seconds=total, files=files, links=links, source_video_id=source_id)
 
@@ -158,6 +163,7 @@ def edit(session: Session, storage: Storage, queue: JobQueue, catalog: Catalog, 
         length = min(duration, catalog.max_seconds())
         seconds = RenderSeconds(_number(round(length, 3)), length)
         model, seed, files, links, source_id = catalog.model(None), new_seed(), {"source.mp4": data}, None, None
-    spec = JobSpec("edit", request.prompt, seed, size.width, size.height, seconds.seconds, source=True)
+    spec = JobSpec("edit", request.prompt, seed, size.width, size.height, seconds.seconds, source=True,
+                   turbo=catalog.is_turbo(model))
     return _start(session, storage, queue, settings, user, crud.new_video_id(), spec, kind="edit", model=model,
                   size=size, seconds=seconds, files=files, links=links, source_video_id=source_id)

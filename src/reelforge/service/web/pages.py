@@ -47,7 +47,9 @@ def create_page(request: Request, viewer: SignedIn, catalog: CatalogDep):
 def create_context(catalog, values: dict | None = None, error: str | None = None) -> dict:
     return {"values": values or {}, "error": error, "aspects": ASPECTS, "sizes": SIZES,
             "max_seconds": catalog.max_seconds(), "default_steps": catalog.config.steps,
-            "default_guidance": catalog.config.guidance, "model": catalog.config.name}
+            "default_guidance": catalog.config.guidance, "model": catalog.config.name,
+            "turbo_model": catalog.turbo.name if catalog.turbo else None,
+            "turbo_steps": catalog.turbo.steps if catalog.turbo else None}
 
 
 @router.get("/videos")

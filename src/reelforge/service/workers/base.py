@@ -26,7 +26,7 @@ VIDEO_STATUS = {"queued": "queued", "running": "in_progress", "done": "completed
 ACTIVE_STATES = ("queued", "running")
 # What a request may ask of the engine (the pipeline checks the same bounds again).
 MIN_STEPS, MAX_STEPS, MAX_GUIDANCE = 1, 200, 30.0
-TURBO_CACHE_THRESHOLD = 0.1  # First Block Cache's threshold when "turbo" is on
+TURBO_CACHE_THRESHOLD = 0.1  # First Block Cache's threshold for "turbo" on a model with no student
 
 
 def can_move(state: str, to: str) -> bool:
@@ -49,7 +49,8 @@ class JobSpec:
     negative_prompt: str | None = None
     steps: int | None = None
     guidance: float | None = None
-    cache_threshold: float = 0.0  # > 0: First Block Cache ("turbo")
+    cache_threshold: float = 0.0  # > 0: First Block Cache
+    turbo: bool = False  # run the model's distilled student
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

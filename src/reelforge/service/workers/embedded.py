@@ -177,6 +177,8 @@ class EmbeddedWorkerPool(JobQueue):
             outcome = ("stopped", None, None)
         except InputError as e:
             outcome = ("failed", "invalid_request", str(e))
+        except CheckpointError as e:  # e.g. a turbo job on a worker whose model has no student
+            outcome = ("failed", "model_unavailable", str(e))
         except Exception as e:  # a bug or a broken file must fail this job, not the worker
             log.exception("job %s failed", video_id)
             outcome = ("failed", "generation_failed", f"{type(e).__name__}: {e}")

@@ -31,6 +31,8 @@ def load_image(path) -> np.ndarray:
 def render(pipe: Pipeline, storage: Storage, video_id: str, spec: JobSpec,
            report: Callable[[int], bool], identity: Identity) -> None:
     """Generate and write the video's files; raises the engine's `Cancelled` when report says stop."""
+    if spec.turbo:
+        pipe = pipe.turbo()
     long = spec.kind == "create" and spec.seconds > pipe.config.max_seconds and not spec.reference
     source_fps = read_video(storage.path(video_id, "source.mp4"))[1] if spec.kind == "extension" else pipe.config.fps
     segments = _segments(spec.seconds, pipe.config.max_seconds - 1.0, source_fps) if spec.kind == "extension" \
