@@ -115,3 +115,25 @@ def test_per_frame_noise_levels_must_match_the_latent_frames():
     model = _random_dit()
     with pytest.raises(ValueError, match="one level per latent frame"):
         model(torch.randn(1, 4, 3, 8, 8), torch.rand(1, 2), **_text(1))
+
+
+def test_fast_decoding_of_the_shipped_autoencoder_stays_within_two_levels_of_fp32():
+    """bf16 and channels-last (models/precision.py) where the CPU has them: the same frames."""
+    from reelforge.models.precision import channels_last, fast_autocast
+    from reelforge.pipeline import BUILTIN_DIR, load_module
+    from reelforge.training.data import frames_to_tensor
+    from reelforge.world.factors import ClipFactors, ObjectFactors
+    from reelforge.world.render import render
+
+    autoencoder = load_module(VideoAutoencoder, AutoencoderConfig, BUILTIN_DIR / "autoencoder.safetensors")
+    clip = ClipFactors(objects=(ObjectFactors("circle", "red", "large", "left", "fast"),), background="blue")
+    video = frames_to_tensor(render(clip, 64, 64, 8.0, 17))[None]  # (1, 3, 17, 64, 64)
+    with torch.no_grad():
+        latents = autoencoder.encode(video)
+        reference = autoencoder.decode(latents)
+        fast = channels_last(autoencoder)
+        with fast_autocast():
+            frames = fast.decode(latents).float()
+    to_levels = lambda x: ((x.clamp(-1, 1) + 1) * 127.5).round()  # noqa: E731
+    assert (to_levels(frames) - to_levels(reference)).abs().max() <= 2
+    assert (to_levels(frames) - to_levels(reference)).abs().mean() < 0.5

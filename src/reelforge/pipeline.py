@@ -23,6 +23,7 @@ from .flow.objective import interpolate
 from .flow.samplers import SAMPLERS, denoise, make_scheduler
 from .models.autoencoder import AutoencoderConfig, VideoAutoencoder
 from .models.interpolator import FrameInterpolator, InterpolatorConfig
+from .models.precision import channels_last, fast_autocast
 from .models.text_encoder import TextEncoder
 from .models.transformer import TransformerConfig, VideoTransformer
 from .models.upscaler import UpscalerConfig, VideoUpscaler
@@ -121,7 +122,8 @@ def load_module(cls, cfg_cls, weights: Path) -> torch.nn.Module:
 class Pipeline:
     def __init__(self, transformer: VideoTransformer, autoencoder: VideoAutoencoder, text_encoder: TextEncoder,
                  config: PipelineConfig = PipelineConfig(), enhancers: Enhancers | None = None):
-        self.transformer, self.autoencoder, self.text_encoder, self.config = transformer, autoencoder, text_encoder, config
+        self.transformer, self.text_encoder, self.config = transformer, text_encoder, config
+        self.autoencoder = channels_last(autoencoder) if autoencoder is not None else None
         self.enhancers = enhancers or Enhancers()
         self.model_dir: Path | None = None  # set by from_pretrained; where a turbo student is looked for
         self._turbo: Pipeline | None = None
@@ -253,7 +255,8 @@ class Pipeline:
         """Encode uint8 frames (T, H, W, 3), T = 1 + 4k, at the bucket size to latents (1, C, t, h, w)."""
         video = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float() / 127.5 - 1
         video = resize_video(video, bucket)  # (3, T, H, W)
-        return self.autoencoder.encode(video[None])
+        with fast_autocast():  # models/precision.py: bf16 where the CPU has it
+            return self.autoencoder.encode(video[None]).float()
 
     def _generate(self, prompt, negative_prompt, seconds, fps, size, seed, steps, guidance, sampler,
                   prefix: torch.Tensor | None, on_step, cache_threshold: float = 0.0) -> tuple[torch.Tensor, dict]:
@@ -302,7 +305,8 @@ class Pipeline:
         if prefix is not None:
             latents[:, :, :prefix.shape[2]] = prefix
         # 5. Decode.
-        video = self.autoencoder.decode(latents)[0]  # (3, T', H, W)
+        with fast_autocast():  # models/precision.py: 3x faster decoding where the CPU has bf16
+            video = self.autoencoder.decode(latents)[0].float()  # (3, T', H, W)
         settings = {"prompt": prompt, "negative_prompt": negative_prompt or "", "seed": seed, "steps": steps,
                     **({"cache_threshold": cache_threshold} if cache_threshold else {}),
                     "guidance": guidance, "sampler": sampler, "seconds": seconds, "fps": fps, "model": cfg.name}
