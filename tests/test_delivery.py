@@ -118,3 +118,14 @@ def test_export_carries_the_delivery_networks_and_the_pipeline_loads_them(tiny_m
     export_model(*args)  # without them: removed, and delivery falls back to resizing
     assert not (out / "upscaler.safetensors").exists()
     assert Pipeline.from_pretrained(out, text_encoder=text_encoder).enhancers.upscaler is None
+
+
+def test_uint8_resize_matches_the_float_bicubic_it_replaced():
+    """The fast path quantises before resizing: within two 8-bit levels of resizing in float."""
+    from reelforge.delivery import _resize_uint8
+    torch.manual_seed(0)
+    small = F.interpolate(torch.rand(2, 3, 8, 8) * 2 - 1, size=(64, 112), mode="bilinear")  # smooth content
+    fast = _resize_uint8(small.clone(), (480, 270)).astype(np.int16)
+    slow = F.interpolate(small, size=(270, 480), mode="bicubic", align_corners=False, antialias=True)
+    slow = ((slow.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.int16)
+    assert fast.shape == (2, 270, 480, 3) and np.abs(fast - slow).max() <= 2
