@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import random
 import time
 from dataclasses import asdict
@@ -36,7 +35,7 @@ from ..world.captions import caption
 from ..world.splits import sample_train_factors
 from .checkpoint import load_weights, resume, save_training_state
 from .config import DistillConfig
-from .ema import update_ema
+from .step import apply_gradients, set_lr
 
 
 def load_transformer(weights: Path) -> VideoTransformer:
@@ -125,9 +124,7 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + step)
     started, losses = time.time(), []
     while step < cfg.steps:
-        lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * (0.55 + 0.45 * math.cos(math.pi * step / cfg.steps))
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        lr = set_lr(optimizer, cfg.lr, step, cfg.warmup, cfg.steps)
         noise_all, latents_all, captions_all = rng.choice(chunks)  # one chunk: one size and length
         idx = rng.sample(range(len(captions_all)), min(cfg.batch_size, len(captions_all)))
         noise, x0 = noise_all[idx].float(), latents_all[idx].float()
@@ -140,11 +137,7 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             loss = flow_loss(model, x0, t, noise, text_tokens=text.tokens, text_mask=text.mask,
                              text_pooled=text.pooled).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        update_ema(ema, model, cfg.ema_decay if step > cfg.warmup else 0.0)
+        grad_norm = apply_gradients(model, optimizer, loss, ema, cfg.ema_decay if step > cfg.warmup else 0.0)
         step += 1
         losses.append(loss.item())
         if step % cfg.log_every == 0:

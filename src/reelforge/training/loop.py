@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import random
 import time
 from dataclasses import asdict
@@ -19,7 +18,7 @@ from ..world.factors import ClipFactors
 from .bank import load_bank
 from .checkpoint import load_weights, resume, save_training_state
 from .config import TransformerTrainConfig
-from .ema import update_ema
+from .step import apply_gradients, set_lr
 from .masks import bank_object_masks
 
 T_BINS = (0.25, 0.5, 0.75, 1.0)
@@ -48,9 +47,7 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + step)
     started, losses = time.time(), []
     while step < cfg.steps:
-        lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * (0.55 + 0.45 * math.cos(math.pi * step / cfg.steps))
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        lr = set_lr(optimizer, cfg.lr, step, cfg.warmup, cfg.steps)
         bucket = rng.choices(names, weights)[0]
         bank_latents, bank_factors, _ = buckets[bucket]
         idx = [rng.randrange(len(bank_factors)) for _ in range(cfg.batch_size)]
@@ -72,11 +69,7 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
             per_sample = flow_loss(model, x0, t, noise, weight, text_tokens=text.tokens, text_mask=text.mask,
                                    text_pooled=text.pooled)
         loss = per_sample.mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        update_ema(ema, model, cfg.ema_decay if step > cfg.warmup else 0.0)
+        grad_norm = apply_gradients(model, optimizer, loss, ema, cfg.ema_decay if step > cfg.warmup else 0.0)
         step += 1
         losses.append((t.view(cfg.batch_size, -1).mean(1), per_sample.detach()))
         if step % cfg.log_every == 0:

@@ -6,7 +6,7 @@ world is defined once.
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 # RGB in 0..255. Object colours are hues a person would name; they are far apart so that both a
 # person and the analyzer can tell them apart after lossy encoding.
