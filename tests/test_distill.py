@@ -9,9 +9,10 @@ from click.testing import CliRunner
 
 from reelforge.cli import main
 from reelforge.flow.samplers import denoise, make_scheduler
-from reelforge.pipeline import CheckpointError, Pipeline
+from reelforge.models.transformer import TransformerConfig, VideoTransformer
+from reelforge.pipeline import CheckpointError, Pipeline, load_module
 from reelforge.training.config import DistillConfig
-from reelforge.training.distill import load_pairs, load_transformer, make_pairs, teacher_latents, train_student
+from reelforge.training.distill import load_pairs, make_pairs, teacher_latents, train_student
 from reelforge.training.export import export_student
 from reelforge.world.splits import is_held_out
 from reelforge.world.factors import ClipFactors
@@ -38,7 +39,7 @@ def test_pairs_are_the_teachers_guided_output_on_training_prompts_and_are_not_re
     chunks = load_pairs(out)
     assert len(chunks) == 2 and all(n.shape == (8, 4, 3, 8, 8) for n, _, _ in chunks)
     noise, latents, captions = chunks[0]
-    teacher = load_transformer(teacher_dir / "transformer.safetensors").eval()
+    teacher = load_module(VideoTransformer, TransformerConfig, teacher_dir / "transformer.safetensors")
     again = teacher_latents(teacher, text_encoder, captions, noise.float(), 12, 2.0, "unipc", 2.0)
     assert torch.allclose(again.half().float(), latents.float(), atol=2e-2)
     assert (latents.float() - noise.float()).abs().mean() > 0.1  # the sampler moved them
@@ -68,9 +69,9 @@ def test_student_lands_nearer_the_teachers_result_in_two_steps_than_the_teacher_
     make_pairs(cfg)
     noise, latents, captions = load_pairs(cfg.pairs_dir)[0]
     noise, latents = noise.float(), latents.float()
-    teacher = load_transformer(teacher_dir / "transformer.safetensors").eval()
+    teacher = load_module(VideoTransformer, TransformerConfig, teacher_dir / "transformer.safetensors")
     teacher_error = (sample(teacher, text_encoder, captions, noise, 2, 2.0) - latents).pow(2).mean()
-    student = load_transformer(train_student(cfg)).eval()
+    student = load_module(VideoTransformer, TransformerConfig, train_student(cfg))
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         text = text_encoder(captions)
         out = denoise(lambda x, t: student(x, t, text_tokens=text.tokens, text_mask=text.mask,

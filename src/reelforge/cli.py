@@ -72,7 +72,7 @@ def _load_pipeline(model: str | None, turbo: bool = False):
 @click.option("--cache-threshold", type=float, default=0.0, show_default=True,
               help="First Block Cache: skip deeper blocks on steps whose first block changed less than this (0 = off).")
 @click.option("--turbo", is_flag=True, help="The model's distilled few-step student (reelforge-turbo): "
-              "2 steps, no guidance pass, no negative prompt.")
+              "a few steps (4 for the built-in model), no guidance pass, no negative prompt.")
 def generate(prompt, output, seconds, storyboard, fps, size, seed, steps, guidance, negative, sampler, fmt, model,
              quiet, visible_mark, cache_threshold, turbo):
     """Generate a video from PROMPT (or from a --storyboard)."""

@@ -97,6 +97,12 @@ def parse_size(size: str | None) -> tuple[int, int] | None:
     return w, h
 
 
+def turbo_dir(model_dir: Path) -> Path | None:
+    """The distilled student's directory beside a model, or None when it has none."""
+    path = model_dir / TURBO_SUBDIR
+    return path if (path / "pipeline.json").is_file() else None
+
+
 def read_config(model_dir: Path) -> PipelineConfig:
     pipeline_json = model_dir / "pipeline.json"
     try:
@@ -137,10 +143,10 @@ class Pipeline:
         if not path.is_dir():
             raise CheckpointError(f"model directory {str(path)!r} does not exist")
         if turbo:
-            if not (path / TURBO_SUBDIR / "pipeline.json").is_file():
+            if turbo_dir(path) is None:
                 raise CheckpointError(f"model directory {str(path)!r} has no distilled turbo student "
                                       f"({TURBO_SUBDIR}/); train one with configs/turbo_*.json")
-            path = path / TURBO_SUBDIR
+            path = turbo_dir(path)
         config = read_config(path)
         parts = (path / config.parts_from) if config.parts_from else path
         transformer = load_module(VideoTransformer, TransformerConfig, path / "transformer.safetensors")
@@ -157,7 +163,7 @@ class Pipeline:
 
     @property
     def has_turbo(self) -> bool:
-        return self.model_dir is not None and (self.model_dir / TURBO_SUBDIR / "pipeline.json").is_file()
+        return self.model_dir is not None and turbo_dir(self.model_dir) is not None
 
     def turbo(self) -> "Pipeline":
         """The distilled student beside this model, sharing its autoencoder, text encoder and delivery
@@ -165,7 +171,7 @@ class Pipeline:
         if self._turbo is None:
             if not self.has_turbo:
                 raise CheckpointError(f"model {self.config.name!r} has no distilled turbo student")
-            path = self.model_dir / TURBO_SUBDIR
+            path = turbo_dir(self.model_dir)
             transformer = load_module(VideoTransformer, TransformerConfig, path / "transformer.safetensors")
             self._turbo = Pipeline(transformer, self.autoencoder, self.text_encoder, read_config(path), self.enhancers)
             self._turbo.model_dir = path

@@ -6,12 +6,11 @@ asked for, as Sora did; what was rendered is stored beside it (`render_*` column
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..pipeline import BUILTIN_DIR, TURBO_SUBDIR, CheckpointError, InputError, Pipeline, PipelineConfig, parse_size, read_config
+from ..pipeline import BUILTIN_DIR, CheckpointError, InputError, Pipeline, PipelineConfig, parse_size, read_config, turbo_dir
 from .config import OPENAI_MODEL_NAMES, ConfigError, Settings
 from .errors import invalid_param
 
@@ -64,13 +63,8 @@ class Catalog:
         if not pipeline_json.is_file():
             raise CheckpointError(f"model directory {str(model_dir)!r} has no pipeline.json; "
                                   "set REELFORGE_MODEL_DIR or pass --model to a trained model")
-        try:
-            config = PipelineConfig.from_dict(json.loads(pipeline_json.read_text()))
-        except (OSError, json.JSONDecodeError) as e:
-            raise CheckpointError(f"{str(pipeline_json)!r} is corrupt: {e}") from None
-        turbo_dir = model_dir / TURBO_SUBDIR
-        turbo = read_config(turbo_dir) if (turbo_dir / "pipeline.json").is_file() else None
-        return cls(model_dir, config, settings.model_aliases, turbo)
+        student = turbo_dir(model_dir)
+        return cls(model_dir, read_config(model_dir), settings.model_aliases, read_config(student) if student else None)
 
     @property
     def model_names(self) -> list[str]:

@@ -30,18 +30,12 @@ from ..flow.objective import flow_loss, sample_t
 from ..flow.samplers import denoise, make_scheduler
 from ..models.text_encoder import TextEncoder
 from ..models.transformer import TransformerConfig, VideoTransformer
-from ..pipeline import read_config
+from ..pipeline import load_module, read_config
 from ..world.captions import caption
 from ..world.splits import sample_train_factors
-from .checkpoint import load_weights, resume, save_training_state
+from .checkpoint import resume, save_training_state
 from .config import DistillConfig
 from .step import apply_gradients, set_lr
-
-
-def load_transformer(weights: Path) -> VideoTransformer:
-    model = VideoTransformer(TransformerConfig.from_dict(json.loads(weights.with_suffix(".json").read_text())))
-    load_weights(model, weights)
-    return model.float()
 
 
 def _chunk_plan(cfg: DistillConfig, i: int) -> tuple[random.Random, tuple[int, int], int]:
@@ -67,7 +61,7 @@ def teacher_latents(teacher: VideoTransformer, text_encoder: TextEncoder, captio
 def make_pairs(cfg: DistillConfig, log: Callable[[str], None] = lambda s: None) -> Path:
     teacher_dir = Path(cfg.teacher)
     settings = read_config(teacher_dir)  # the teacher's own sampler, guidance and shift
-    teacher = load_transformer(teacher_dir / "transformer.safetensors").eval()
+    teacher = load_module(VideoTransformer, TransformerConfig, teacher_dir / "transformer.safetensors")
     text_encoder = TextEncoder()
     out = Path(cfg.pairs_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -114,7 +108,7 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
     chunks = load_pairs(cfg.pairs_dir)
     log(f"pairs: {sum(len(c) for _, _, c in chunks)} clips in {len(chunks)} chunks")
     teacher_weights = Path(cfg.teacher) / "transformer.safetensors"
-    model = load_transformer(teacher_weights)
+    model = load_module(VideoTransformer, TransformerConfig, teacher_weights).train().requires_grad_(True)
     model_cfg = model.cfg
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.99))
