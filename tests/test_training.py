@@ -110,3 +110,36 @@ def test_training_with_object_weight_runs_resumes_and_starts_from_given_weights(
     start = load_file(str(tiny_model_dir / "transformer.safetensors"))
     trained = load_file(str(tmp_path / "run" / "model.safetensors"))
     assert max((start[k] - trained[k]).abs().max().item() for k in start) < 0.05
+
+
+def test_streamed_training_renders_encodes_and_fits_the_schedule_to_its_time_budget(tiny_model_dir, tmp_path):
+    model = json.loads((tiny_model_dir / "transformer.json").read_text())
+    cfg = TransformerTrainConfig(run_dir=str(tmp_path / "run"), data="stream", workers=1, stream_chunk=2,
+                                 stream_capacity=8, stream_sizes=((64, 64, 0.5), (48, 32, 0.5)), num_frames=9,
+                                 autoencoder=str(tiny_model_dir / "autoencoder.safetensors"), steps=1000,
+                                 time_budget_s=30.0, batch_size=2, warmup=2, checkpoint_every=1000, log_every=1,
+                                 object_weight=4.0, frame_t_prob=0.5, model=model, device="auto")
+    lines = []
+    train_transformer(cfg, lines.append)
+    planned = [line for line in lines if line.startswith("time budget")]
+    assert len(planned) == 1
+    total = int(planned[0].split("training ")[1].split()[0])
+    assert 12 <= total < 1000  # fitted to the budget, not the configured upper bound
+    steps = [line for line in lines if line.startswith("step ")]
+    assert steps[-1].startswith(f"step {total}/{total}") and "clips rendered" in steps[-1]
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["step"] == total
+
+
+def test_stream_buffer_turns_over_and_keeps_every_bucket(tiny_model_dir):
+    from reelforge.training.bank import load_autoencoder
+    from reelforge.training.stream import LatentStream, RenderedChunks
+    chunks = RenderedChunks(((64, 64, 0.5), (48, 32, 0.5)), 9, 8.0, 0.15, 1.0, chunk=2, seed=0)
+    stream = LatentStream(chunks, load_autoencoder(tiny_model_dir / "autoencoder.safetensors"), capacity=8,
+                          workers=0, device=torch.device("cpu"))
+    stream.wait_for(2)
+    while stream.received < 24:
+        stream.wait_for(2) if not stream.poll() else None
+    assert stream.filled == stream.capacity == [4, 4]  # full, and overwritten rather than grown
+    latents, masks, factors = stream.sample(random.Random(0), 3)
+    assert latents.shape[0] == masks.shape[0] == len(factors) == 3
+    assert latents.shape[1:3] == (4, 3) and masks.dtype == torch.bool and masks.any()

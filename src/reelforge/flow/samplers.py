@@ -69,7 +69,7 @@ def denoise(velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], late
     """Integrate from noise (t = 1) to data (t = 0). velocity(latents, t) -> v with t shaped (B,)."""
     timesteps = scheduler.timesteps
     for i, timestep in enumerate(timesteps):
-        t = (torch.as_tensor(timestep) / 1000.0).float()
+        t = (torch.as_tensor(timestep) / 1000.0).float().to(latents.device)
         t = t.expand(latents.shape[0]) if t.dim() == 0 else t[None].expand(latents.shape[0], -1)  # (B,) or (B, T)
         v = velocity(latents, t)
         latents = scheduler.step(v, timestep, latents, return_dict=False)[0]

@@ -18,7 +18,7 @@ def _atomic(path: Path, write) -> None:
 def save_weights(module: torch.nn.Module, path: Path, config_json: str | None = None) -> None:
     """Weights as safetensors (contiguous fp32 copies) and, if given, the model config beside them."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().float().contiguous().clone() for k, v in module.state_dict().items()}
+    state = {k: v.detach().float().cpu().contiguous().clone() for k, v in module.state_dict().items()}
     _atomic(path, lambda p: save_file(state, str(p)))
     if config_json is not None:
         _atomic(path.with_suffix(".json"), lambda p: p.write_text(config_json))

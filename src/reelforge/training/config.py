@@ -55,7 +55,25 @@ class TransformerTrainConfig:
     frame_t_prob: float = 0.0
     # Weights (safetensors) to start a fresh run from, e.g. an earlier stage's EMA; ignored on resume.
     init_from: str = ""
+    device: str = "cpu"  # or "cuda", or "auto" (cuda where there is one)
+    # When > 0, the step count is fitted (after warm-up) to end training in this many seconds; `steps`
+    # is then an upper bound. For lent GPU time, whose rate is unknown beforehand.
+    time_budget_s: float = 0.0
+    # "bank": the pre-encoded latent bank; "stream": clips rendered by `workers` processes while
+    # training runs (training/stream.py), kept in a ring buffer of `stream_capacity` clips.
+    data: str = "bank"
+    workers: int = 0
+    stream_sizes: tuple = ((64, 64, 0.77), (112, 64, 0.115), (64, 112, 0.115))  # (width, height, weight)
+    stream_capacity: int = 200_000
+    stream_chunk: int = 32
+    num_frames: int = 33
+    two_object_prob: float = 0.15
+    max_start: float = 2.0
     model: dict = field(default_factory=dict)  # TransformerConfig overrides
+
+    def __post_init__(self):
+        if self.data not in ("bank", "stream"):
+            raise ConfigError(f"data must be 'bank' or 'stream', not {self.data!r}")
 
 
 @dataclass(frozen=True)
@@ -117,6 +135,8 @@ class DistillConfig:
     checkpoint_every: int = 100
     log_every: int = 25
     bf16: bool = True
+    device: str = "cpu"  # or "cuda", or "auto"
+    time_budget_s: float = 0.0  # student: fit the step count to this many seconds (see TransformerTrainConfig)
 
 
 STAGES = {"autoencoder": AutoencoderTrainConfig, "transformer": TransformerTrainConfig, "bank": BankConfig,
@@ -133,7 +153,7 @@ def load_config(path: str | Path):
     unknown = set(data) - {f.name for f in fields(cls)}
     if unknown:
         raise ConfigError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(f.name for f in fields(cls))}")
-    for key in ("buckets", "latent_frames", "sizes"):
+    for key in ("buckets", "latent_frames", "sizes", "stream_sizes"):
         if isinstance(data.get(key), list):
             data[key] = tuple(tuple(v) for v in data[key])
     return cls(**data)

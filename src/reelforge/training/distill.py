@@ -35,7 +35,8 @@ from ..world.captions import caption
 from ..world.splits import sample_train_factors
 from .checkpoint import resume, save_training_state
 from .config import DistillConfig
-from .step import apply_gradients, set_lr
+from .loop import training_device
+from .step import StepBudget, apply_gradients, set_lr
 
 
 def _chunk_plan(cfg: DistillConfig, i: int) -> tuple[random.Random, tuple[int, int], int]:
@@ -53,7 +54,7 @@ def teacher_latents(teacher: VideoTransformer, text_encoder: TextEncoder, captio
     text = text_encoder([""] * len(captions) + captions)  # unconditional rows first, as guided_velocity reads
     text_kwargs = {"text_tokens": text.tokens, "text_mask": text.mask, "text_pooled": text.pooled}
     scheduler = make_scheduler(sampler, steps, shift, frames=noise.shape[2])
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast(noise.device.type, dtype=torch.bfloat16):
         return denoise(lambda x, t: guided_velocity(teacher, x, t, text_kwargs, guidance).float(),
                        noise.clone(), scheduler).float()
 
@@ -61,8 +62,9 @@ def teacher_latents(teacher: VideoTransformer, text_encoder: TextEncoder, captio
 def make_pairs(cfg: DistillConfig, log: Callable[[str], None] = lambda s: None) -> Path:
     teacher_dir = Path(cfg.teacher)
     settings = read_config(teacher_dir)  # the teacher's own sampler, guidance and shift
-    teacher = load_module(VideoTransformer, TransformerConfig, teacher_dir / "transformer.safetensors")
-    text_encoder = TextEncoder()
+    device = training_device(cfg.device)
+    teacher = load_module(VideoTransformer, TransformerConfig, teacher_dir / "transformer.safetensors").to(device)
+    text_encoder = TextEncoder(device)
     out = Path(cfg.pairs_dir)
     out.mkdir(parents=True, exist_ok=True)
     channels = teacher.cfg.in_channels
@@ -77,8 +79,8 @@ def make_pairs(cfg: DistillConfig, log: Callable[[str], None] = lambda s: None) 
         captions = [caption(f, rng) for f in factors]
         generator = torch.Generator().manual_seed(rng.randrange(2**31))
         noise = torch.randn((cfg.chunk, channels, frames, height // 4, width // 4), generator=generator)
-        latents = teacher_latents(teacher, text_encoder, captions, noise, cfg.teacher_steps,
-                                  settings.guidance, settings.sampler, settings.shift)
+        latents = teacher_latents(teacher, text_encoder, captions, noise.to(device), cfg.teacher_steps,
+                                  settings.guidance, settings.sampler, settings.shift).cpu()
         tmp = path.with_name(f".{path.name}.tmp")
         save_file({"noise": noise.half().contiguous(), "latents": latents.half().contiguous()}, str(tmp),
                   metadata={"captions": json.dumps(captions), "factors": json.dumps([f.to_dict() for f in factors])})
@@ -105,40 +107,46 @@ def load_pairs(pairs_dir: str | Path) -> list[tuple[torch.Tensor, torch.Tensor, 
 def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: None) -> Path:
     torch.manual_seed(cfg.seed)
     run_dir = Path(cfg.run_dir)
-    chunks = load_pairs(cfg.pairs_dir)
+    device = training_device(cfg.device)
+    chunks = [(noise.to(device), latents.to(device), captions) for noise, latents, captions in load_pairs(cfg.pairs_dir)]
     log(f"pairs: {sum(len(c) for _, _, c in chunks)} clips in {len(chunks)} chunks")
     teacher_weights = Path(cfg.teacher) / "transformer.safetensors"
-    model = load_module(VideoTransformer, TransformerConfig, teacher_weights).train().requires_grad_(True)
+    model = load_module(VideoTransformer, TransformerConfig, teacher_weights).to(device).train().requires_grad_(True)
     model_cfg = model.cfg
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.99))
     step = resume(run_dir, model, optimizer, log, ema)
-    text_encoder = TextEncoder()
+    text_encoder = TextEncoder(device)
     rng = random.Random(cfg.seed * 1000 + step)
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + step)
+    budget = StepBudget(cfg.steps, cfg.time_budget_s, cfg.warmup, step)
+    total_steps = cfg.steps
     started, losses = time.time(), []
-    while step < cfg.steps:
-        lr = set_lr(optimizer, cfg.lr, step, cfg.warmup, cfg.steps)
+    while step < total_steps:
+        total_steps = budget(step, log)
+        lr = set_lr(optimizer, cfg.lr, step, cfg.warmup, total_steps)
         noise_all, latents_all, captions_all = rng.choice(chunks)  # one chunk: one size and length
         idx = rng.sample(range(len(captions_all)), min(cfg.batch_size, len(captions_all)))
-        noise, x0 = noise_all[idx].float(), latents_all[idx].float()
+        index = torch.tensor(idx, device=device)
+        noise, x0 = noise_all[index].float(), latents_all[index].float()
         text = text_encoder([captions_all[i] for i in idx])
         b = len(idx)
         if rng.random() < cfg.frame_t_prob:  # per-frame levels keep clean-context extension working
             t = sample_t(b * x0.shape[2], generator).view(b, x0.shape[2])
         else:
             t = sample_t(b, generator)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss = flow_loss(model, x0, t, noise, text_tokens=text.tokens, text_mask=text.mask,
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss = flow_loss(model, x0, t.to(device), noise, text_tokens=text.tokens, text_mask=text.mask,
                              text_pooled=text.pooled).mean()
         grad_norm = apply_gradients(model, optimizer, loss, ema, cfg.ema_decay if step > cfg.warmup else 0.0)
         step += 1
-        losses.append(loss.item())
+        losses.append(loss.detach())
         if step % cfg.log_every == 0:
             rate = cfg.log_every * cfg.batch_size / (time.time() - started)
-            log(f"step {step}/{cfg.steps} loss {sum(losses) / len(losses):.4f} grad {grad_norm:.2f} "
+            log(f"step {step}/{total_steps} loss {torch.stack(losses).mean():.4f} grad {grad_norm:.2f} "
                 f"lr {lr:.2e} samples/s {rate:.1f}")
             started, losses = time.time(), []
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            save_training_state(run_dir, step, model, optimizer, {"config": asdict(cfg)}, model_cfg.to_json(), ema)
+        if step % cfg.checkpoint_every == 0 or step == total_steps:
+            save_training_state(run_dir, step, model, optimizer, {"config": asdict(cfg), "total_steps": total_steps},
+                                model_cfg.to_json(), ema)
     return run_dir / "ema.safetensors"

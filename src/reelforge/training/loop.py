@@ -1,4 +1,5 @@
-"""Train the video transformer with the rectified-flow objective on the pre-encoded latent bank."""
+"""Train the video transformer with the rectified-flow objective, on the pre-encoded latent bank
+(CPU) or on clips rendered while it trains (`data: "stream"`, for a GPU)."""
 from __future__ import annotations
 
 import copy
@@ -15,57 +16,101 @@ from ..models.text_encoder import TextEncoder
 from ..models.transformer import TransformerConfig, VideoTransformer
 from ..world.captions import caption
 from ..world.factors import ClipFactors
-from .bank import load_bank
+from .bank import load_autoencoder, load_bank
 from .checkpoint import load_weights, resume, save_training_state
 from .config import TransformerTrainConfig
-from .step import apply_gradients, set_lr
+from .step import StepBudget, apply_gradients, set_lr
 from .masks import bank_object_masks
 
 T_BINS = (0.25, 0.5, 0.75, 1.0)
 
 
+class BankLatents:
+    """The latent bank as a training source: a random bucket (by its clip count), then random clips."""
+
+    def __init__(self, cfg: TransformerTrainConfig, device: torch.device, log: Callable[[str], None]):
+        buckets = load_bank(cfg.bank)
+        self.names = list(buckets)
+        self.weights = [len(buckets[n][1]) for n in self.names]
+        log(f"bank: {', '.join(f'{n}: {w} clips' for n, w in zip(self.names, self.weights))}")
+        self.buckets = buckets
+        self.masks = ({n: bank_object_masks(*buckets[n], cfg.bank_fps) for n in self.names}
+                      if cfg.object_weight else {})
+        self.device = device
+
+    def sample(self, rng: random.Random, batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None,
+                                                                  list[ClipFactors]]:
+        bucket = rng.choices(self.names, self.weights)[0]
+        latents, factors, _ = self.buckets[bucket]
+        idx = [rng.randrange(len(factors)) for _ in range(batch_size)]
+        masks = self.masks[bucket][idx].to(self.device) if self.masks else None
+        return latents[idx].float().to(self.device), masks, [ClipFactors.from_dict(factors[i]) for i in idx]
+
+
+def training_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _source(cfg: TransformerTrainConfig, device: torch.device, log: Callable[[str], None]):
+    if cfg.data == "bank":
+        return BankLatents(cfg, device, log)
+    from .stream import LatentStream, RenderedChunks
+    chunks = RenderedChunks(cfg.stream_sizes, cfg.num_frames, cfg.bank_fps, cfg.two_object_prob, cfg.max_start,
+                            cfg.stream_chunk, cfg.seed)
+    stream = LatentStream(chunks, load_autoencoder(cfg.autoencoder), cfg.stream_capacity, cfg.workers, device,
+                          cfg.bf16)
+    started = time.time()
+    stream.wait_for(cfg.stream_chunk)
+    log(f"stream: {cfg.workers} render workers, first clips of every bucket after {time.time() - started:.0f} s")
+    return stream
+
+
 def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = lambda s: None) -> Path:
     torch.manual_seed(cfg.seed)
+    device = training_device(cfg.device)
     run_dir = Path(cfg.run_dir)
-    buckets = load_bank(cfg.bank)
-    names = list(buckets)
-    weights = [len(buckets[n][1]) for n in names]
-    log(f"bank: {', '.join(f'{n}: {w} clips' for n, w in zip(names, weights))}")
-    masks = {n: bank_object_masks(*buckets[n], cfg.bank_fps) for n in names} if cfg.object_weight else {}
     model_cfg = TransformerConfig.from_dict(cfg.model)
     model = VideoTransformer(model_cfg)
     if cfg.init_from:
         load_weights(model, Path(cfg.init_from))
+    model.to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
-    log(f"transformer: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
+    log(f"transformer: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {device}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
     step = resume(run_dir, model, optimizer, log, ema)
     if not step and cfg.init_from:
         log(f"initialised from {cfg.init_from}")
-    text_encoder = TextEncoder()
+    source = _source(cfg, device, log)
+    text_encoder = TextEncoder(device)
     rng = random.Random(cfg.seed * 1000 + step)
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + step)
-    started, losses = time.time(), []
-    while step < cfg.steps:
-        lr = set_lr(optimizer, cfg.lr, step, cfg.warmup, cfg.steps)
-        bucket = rng.choices(names, weights)[0]
-        bank_latents, bank_factors, _ = buckets[bucket]
-        idx = [rng.randrange(len(bank_factors)) for _ in range(cfg.batch_size)]
-        x0 = bank_latents[idx].float()  # (B, C, t, h, w)
-        weight = 1.0 + cfg.object_weight * masks[bucket][idx].float() if masks else None  # (B, 1, t, h, w)
+    noise_generator = torch.Generator(device).manual_seed(cfg.seed * 1000 + step)
+    budget = StepBudget(cfg.steps, cfg.time_budget_s, cfg.warmup, step)
+    total_steps = cfg.steps
+    started = time.time()
+    losses = []
+    while step < total_steps:
+        if hasattr(source, "poll"):
+            source.poll()
+        total_steps = budget(step, log)
+        lr = set_lr(optimizer, cfg.lr, step, cfg.warmup, total_steps)
+        x0, masks, factors = source.sample(rng, cfg.batch_size)  # (B, C, t, h, w)
+        weight = 1.0 + cfg.object_weight * masks.float() if masks is not None and cfg.object_weight else None
         if rng.random() < 0.2:  # shorter clips too, always from the causal first latent frame
             frames = rng.randint(2, x0.shape[2] - 1)
             x0 = x0[:, :, :frames]
             weight = weight[:, :, :frames] if weight is not None else None
-        captions = ["" if rng.random() < cfg.text_dropout else caption(ClipFactors.from_dict(bank_factors[i]), rng)
-                    for i in idx]
+        captions = ["" if rng.random() < cfg.text_dropout else caption(f, rng) for f in factors]
         text = text_encoder(captions)
         if rng.random() < cfg.frame_t_prob:
             t = sample_t(cfg.batch_size * x0.shape[2], generator).view(cfg.batch_size, x0.shape[2])  # (B, T)
         else:
             t = sample_t(cfg.batch_size, generator)  # (B,)
-        noise = torch.randn(x0.shape, generator=generator)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        t = t.to(device)
+        noise = torch.randn(x0.shape, generator=noise_generator, device=device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             per_sample = flow_loss(model, x0, t, noise, weight, text_tokens=text.tokens, text_mask=text.mask,
                                    text_pooled=text.pooled)
         loss = per_sample.mean()
@@ -73,14 +118,16 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
         step += 1
         losses.append((t.view(cfg.batch_size, -1).mean(1), per_sample.detach()))
         if step % cfg.log_every == 0:
-            ts = torch.cat([a for a, _ in losses])
-            ls = torch.cat([b for _, b in losses])
+            ts = torch.cat([a for a, _ in losses]).cpu()
+            ls = torch.cat([b for _, b in losses]).cpu()
             bins = torch.bucketize(ts, torch.tensor(T_BINS[:-1]))
             by_t = " ".join(f"{ls[bins == i].mean():.3f}" if (bins == i).any() else "-" for i in range(len(T_BINS)))
             rate = cfg.log_every * cfg.batch_size / (time.time() - started)
-            log(f"step {step}/{cfg.steps} loss {ls.mean():.4f} by-t [{by_t}] grad {grad_norm:.2f} "
-                f"lr {lr:.2e} samples/s {rate:.1f}")
+            fresh = f" clips rendered {source.received}" if hasattr(source, "received") else ""
+            log(f"step {step}/{total_steps} loss {ls.mean():.4f} by-t [{by_t}] grad {grad_norm:.2f} "
+                f"lr {lr:.2e} samples/s {rate:.1f}{fresh}")
             started, losses = time.time(), []
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            save_training_state(run_dir, step, model, optimizer, {"config": asdict(cfg)}, model_cfg.to_json(), ema)
+        if step % cfg.checkpoint_every == 0 or step == total_steps:
+            save_training_state(run_dir, step, model, optimizer, {"config": asdict(cfg), "total_steps": total_steps},
+                                model_cfg.to_json(), ema)
     return run_dir / "ema.safetensors"

@@ -3,6 +3,8 @@ clipped gradients, and the EMA that gets shipped."""
 from __future__ import annotations
 
 import math
+import time
+from typing import Callable
 
 import torch
 
@@ -26,3 +28,22 @@ def apply_gradients(model: torch.nn.Module, optimizer, loss: torch.Tensor, ema: 
     optimizer.step()
     update_ema(ema, model, ema_decay)
     return grad_norm
+
+
+class StepBudget:
+    """The run's total step count: `steps`, or, with a wall-clock budget, as many as fit in it at the
+    rate measured over the warm-up steps (a lent GPU's rate is only known once it runs), so that the
+    cosine schedule still ends at its floor."""
+
+    def __init__(self, steps: int, budget_s: float, warmup: int, first_step: int):
+        self.total, self.budget_s, self.warmup = steps, budget_s, max(1, warmup)
+        self.began, self.first_step, self.timed_from = time.time(), first_step, 0.0
+
+    def __call__(self, step: int, log: Callable[[str], None]) -> int:
+        if self.budget_s and step == self.first_step + 10:
+            self.timed_from = time.time()  # the first steps include the GPU's warm-up
+        if self.budget_s and step == self.first_step + 10 + self.warmup:
+            rate = self.warmup / (time.time() - self.timed_from)
+            self.total = min(self.total, max(step + 1, step + int(rate * (self.budget_s - (time.time() - self.began)))))
+            log(f"time budget {self.budget_s:.0f} s at {rate:.1f} steps/s: training {self.total} steps")
+        return self.total

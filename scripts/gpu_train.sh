@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The built-in model's GPU recipe, as run on a lent H100 (see MODEL_CARD.md): the base transformer
+# from scratch on streamed clips, exported in place; then turbo pairs and student from it.
+# Needs the carried wheels and text encoder (scripts/carry_text_encoder.py) in .carry/.
+# CONFIGS (default configs) and OUT (where the results are copied) may be set.
+set -o pipefail
+CONFIGS=${CONFIGS:-configs}
+OUT=${OUT:-out_gpu}
+mkdir -p "$OUT"
+SITE=${SITE:-/tmp/site}
+if [ -d .carry/whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .carry/whl/*.whl || exit 1
+  python3 scripts/carry_text_encoder.py .carry/minilm --unpack "$SITE" || exit 1
+fi
+export PYTHONPATH="$SITE:$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+rf() { python3 -c "import sys; from reelforge.cli import main; sys.argv = ['reelforge'] + sys.argv[1:]; main()" "$@"; }
+nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null
+date
+rf train --config "$CONFIGS/builtin_gpu.json" --log "$OUT/train.log" || exit 1
+python3 - <<'PY' || exit 1
+from pathlib import Path
+from safetensors.torch import load_file, save_file
+import shutil
+src, dst = Path("runs/transformer_gpu/ema.safetensors"), Path("src/reelforge/weights/builtin/transformer.safetensors")
+save_file({k: v.half().contiguous() for k, v in load_file(str(src)).items()}, str(dst))
+shutil.copyfile(src.with_suffix(".json"), dst.with_suffix(".json"))
+PY
+cp src/reelforge/weights/builtin/transformer.safetensors src/reelforge/weights/builtin/transformer.json "$OUT/"
+date
+rf train --config "$CONFIGS/turbo_pairs_gpu.json" --log "$OUT/train.log" || exit 1
+rf train --config "$CONFIGS/turbo_student_gpu.json" --log "$OUT/train.log" || exit 1
+rf export-turbo --transformer runs/turbo_gpu/ema.safetensors --steps 4 || exit 1
+mkdir -p "$OUT/turbo"
+cp src/reelforge/weights/builtin/turbo/* "$OUT/turbo/"
+date
