@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import random
+import time
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +139,8 @@ def test_stream_buffer_turns_over_and_keeps_every_bucket(tiny_model_dir):
                           workers=0, device=torch.device("cpu"))
     stream.wait_for(2)
     while stream.received < 24:
-        stream.wait_for(2) if not stream.poll() else None
+        if not stream.poll():
+            time.sleep(0.01)
     assert stream.filled == stream.capacity == [4, 4]  # full, and overwritten rather than grown
     latents, masks, factors = stream.sample(random.Random(0), 3)
     assert latents.shape[0] == masks.shape[0] == len(factors) == 3

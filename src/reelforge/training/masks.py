@@ -2,7 +2,8 @@
 
 An object covers about 5% of a 64x64 frame, so under a plain mean squared error the background's
 error drowns the object's and the model learns the scene long before the thing the prompt is about.
-The flow loss weights these cells up (`object_weight` in the training config)."""
+The flow loss can weight these cells up (`object_weight` in the training config), but that biases
+the learnt velocity towards objects everywhere (see the config's note); it is kept for experiments."""
 from __future__ import annotations
 
 import numpy as np
