@@ -39,7 +39,12 @@ KEY = "reelforge-watermark-v1"  # public: anyone may check a file, so the patter
 PAYLOAD_BITS = 64
 MAX_FREQ = 6  # cycles per frame: survives H.264 and halving the size
 STRENGTH = 2.3  # rms in 8-bit levels: PSNR of about 41 dB against the unmarked frames
-PILOT_SHARE = 0.3  # of the mark's energy: what the crop search locks onto
+PILOT_SHARE = 0.6  # of the mark's energy: presence (0.3 found 68-88% after each transformation,
+# 0.6 finds 88-94%); the payload, read only when its CRC matches, gets the rest
+# Where the mark clips in one flip phase only (white or black pictures), the other phase carries
+# this much more of it: the phases' difference is then 70% of the mark instead of 50%, and those
+# pixels change no more than unclipped ones do (1.4^2 / 2 < 1), so PSNR stays where it was.
+CLIP_BOOST = 1.4
 ANALYSIS_SHORT_SIDE = 64
 CROP_STEPS = (0.0, 0.03, 0.06, 0.09, 0.12, 0.15)  # fractions cut off an edge the search tries
 MIN_PILOT_Z = 5.0  # over 150 unmarked clips the search peaked at 4.5 sigma; 4.0 let 2-6% through
@@ -125,9 +130,19 @@ def embed(frames: np.ndarray, fps: float, deployment_id: str, video_id: str, chu
     signs = _signs(t, fps).astype(np.float32)
     out = np.empty_like(frames)
     for i in range(0, t, chunk):
+        pixels = frames[i:i + chunk].astype(np.float32)
         signed = signs[i:i + chunk, None, None, None] * mark[None, :, :, None]  # (t, H, W, 1)
-        out[i:i + chunk] = np.clip(np.rint(frames[i:i + chunk].astype(np.float32) + signed), 0, 255)
+        # On white or black the mark clips in one flip phase, and the detector reads the
+        # difference between phases: give the phase that fits more (see CLIP_BOOST).
+        boost = _clips(pixels - signed) & ~_clips(pixels + signed)  # only the other phase clips
+        signed = np.where(boost, CLIP_BOOST * signed, signed)
+        out[i:i + chunk] = np.clip(np.rint(pixels + signed), 0, 255)
     return out
+
+
+def _clips(pixels: np.ndarray) -> np.ndarray:
+    """(t, H, W, 3) -> (t, H, W, 1): where any channel leaves 0..255."""
+    return ((pixels < 0) | (pixels > 255)).any(-1, keepdims=True)
 
 
 def _luma(frames: np.ndarray, chunk: int = 16) -> np.ndarray:
