@@ -17,14 +17,8 @@ rf() { python3 -c "import sys; from reelforge.cli import main; sys.argv = ['reel
 nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null
 date
 rf train --config "$CONFIGS/builtin_gpu.json" --log "$OUT/train.log" || exit 1
-python3 - <<'PY' || exit 1
-from pathlib import Path
-from safetensors.torch import load_file, save_file
-import shutil
-src, dst = Path("runs/transformer_gpu/ema.safetensors"), Path("src/reelforge/weights/builtin/transformer.safetensors")
-save_file({k: v.half().contiguous() for k, v in load_file(str(src)).items()}, str(dst))
-shutil.copyfile(src.with_suffix(".json"), dst.with_suffix(".json"))
-PY
+python3 -c "from pathlib import Path; from reelforge.training.export import half_copy
+half_copy(Path('runs/transformer_gpu/ema.safetensors'), Path('src/reelforge/weights/builtin/transformer.safetensors'))" || exit 1
 cp src/reelforge/weights/builtin/transformer.safetensors src/reelforge/weights/builtin/transformer.json "$OUT/"
 date
 rf train --config "$CONFIGS/turbo_pairs_gpu.json" --log "$OUT/train.log" || exit 1

@@ -35,8 +35,7 @@ from ..world.captions import caption
 from ..world.splits import sample_train_factors
 from .checkpoint import resume, save_training_state
 from .config import DistillConfig
-from .loop import training_device
-from .step import StepBudget, apply_gradients, set_lr
+from .step import StepBudget, apply_gradients, set_lr, training_device
 
 
 def _chunk_plan(cfg: DistillConfig, i: int) -> tuple[random.Random, tuple[int, int], int]:

@@ -11,7 +11,8 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 
-def _half_copy(src: Path, dst: Path) -> None:
+def half_copy(src: Path, dst: Path) -> None:
+    """Weights as fp16 safetensors (written atomically) and their JSON config beside them."""
     state = {k: v.half().contiguous() if v.is_floating_point() else v for k, v in load_file(str(src)).items()}
     tmp = dst.with_name(f".{dst.name}.tmp")
     save_file(state, str(tmp))
@@ -25,12 +26,12 @@ def export_model(transformer: str | Path, autoencoder: str | Path, out_dir: str 
     removed from out_dir, so the directory describes exactly what was exported."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _half_copy(Path(transformer), out / "transformer.safetensors")
-    _half_copy(Path(autoencoder), out / "autoencoder.safetensors")
+    half_copy(Path(transformer), out / "transformer.safetensors")
+    half_copy(Path(autoencoder), out / "autoencoder.safetensors")
     extras = extras or {}
     for stem in ("upscaler", "interpolator"):
         if stem in extras:
-            _half_copy(Path(extras[stem]), out / f"{stem}.safetensors")
+            half_copy(Path(extras[stem]), out / f"{stem}.safetensors")
         else:
             for suffix in (".safetensors", ".json"):
                 (out / f"{stem}{suffix}").unlink(missing_ok=True)
@@ -48,7 +49,7 @@ def export_student(transformer: str | Path, model_dir: str | Path, name: str, st
     teacher = read_config(Path(model_dir))
     out = Path(model_dir) / TURBO_SUBDIR
     out.mkdir(parents=True, exist_ok=True)
-    _half_copy(Path(transformer), out / "transformer.safetensors")
+    half_copy(Path(transformer), out / "transformer.safetensors")
     config = {**asdict(teacher), "name": name, "steps": steps, "guidance": 1.0, "sampler": sampler,
               "shift": shift, "parts_from": ".."}
     (out / "pipeline.json").write_text(json.dumps(config, indent=2))

@@ -19,7 +19,7 @@ from ..world.factors import ClipFactors
 from .bank import load_autoencoder, load_bank
 from .checkpoint import load_weights, resume, save_training_state
 from .config import TransformerTrainConfig
-from .step import StepBudget, apply_gradients, set_lr
+from .step import StepBudget, apply_gradients, set_lr, training_device
 from .masks import bank_object_masks
 
 T_BINS = (0.25, 0.5, 0.75, 1.0)
@@ -45,12 +45,6 @@ class BankLatents:
         idx = [rng.randrange(len(factors)) for _ in range(batch_size)]
         masks = self.masks[bucket][idx].to(self.device) if self.masks else None
         return latents[idx].float().to(self.device), masks, [ClipFactors.from_dict(factors[i]) for i in idx]
-
-
-def training_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _source(cfg: TransformerTrainConfig, device: torch.device, log: Callable[[str], None]):
@@ -92,8 +86,6 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
     started = time.time()
     losses = []
     while step < total_steps:
-        if hasattr(source, "poll"):
-            source.poll()
         total_steps = budget(step, log)
         lr = set_lr(optimizer, cfg.lr, step, cfg.warmup, total_steps)
         x0, masks, factors = source.sample(rng, cfg.batch_size)  # (B, C, t, h, w)

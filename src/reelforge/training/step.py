@@ -1,5 +1,5 @@
-"""One optimiser step as every transformer trainer takes it: warm-up then cosine learning rate,
-clipped gradients, and the EMA that gets shipped."""
+"""What every transformer trainer shares: its device, warm-up then cosine learning rate, clipped
+gradients and the EMA that gets shipped, and a step count fitted to a time budget."""
 from __future__ import annotations
 
 import math
@@ -9,6 +9,13 @@ from typing import Callable
 import torch
 
 from .ema import update_ema
+
+
+def training_device(name: str) -> torch.device:
+    """A config's "cpu", "cuda" or "auto" (cuda where there is one)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def set_lr(optimizer, peak: float, step: int, warmup: int, steps: int) -> float:

@@ -24,7 +24,7 @@ from .masks import latent_object_mask
 
 
 class RenderedChunks(IterableDataset):
-    """Endless chunks {"bucket", "frames" uint8 (B, T, H, W, 3), "masks" bool (B, t, h, w), "factors", "starts"}."""
+    """Endless chunks {"bucket", "frames" uint8 (B, T, H, W, 3), "masks" bool (B, t, h, w), "factors"}."""
 
     def __init__(self, sizes: tuple, num_frames: int, fps: float, two_object_prob: float, max_start: float,
                  chunk: int, seed: int, time_down: int = 4, space_down: int = 4):
@@ -39,16 +39,15 @@ class RenderedChunks(IterableDataset):
         while True:
             bucket = rng.choices(range(len(self.sizes)), [s[2] for s in self.sizes])[0]
             width, height = self.sizes[bucket][:2]
-            frames, masks, factors, starts = [], [], [], []
+            frames, masks, factors = [], [], []
             for _ in range(self.chunk):
                 f, start, _ = draw_clip(rng, self.two_object_prob, self.max_start)
                 frames.append(render(f, width, height, self.fps, self.num_frames, start_time=start))
                 masks.append(latent_object_mask(f, start, width, height, self.fps, latent_frames,
                                                 self.time_down, self.space_down))
                 factors.append(f.to_dict())
-                starts.append(start)
             yield {"bucket": bucket, "frames": torch.from_numpy(np.stack(frames)), "masks": torch.stack(masks),
-                   "factors": factors, "starts": starts}
+                   "factors": factors}
 
 
 class LatentStream:
@@ -58,20 +57,23 @@ class LatentStream:
                  device: torch.device, bf16: bool = True):
         self.autoencoder = autoencoder.to(device).eval().requires_grad_(False)
         self.device, self.bf16 = device, bf16
-        weights = [s[2] for s in chunks.sizes]
-        self.weights = weights
-        self.capacity = [max(chunks.chunk, int(capacity * w / sum(weights))) for w in weights]
-        self.latents: list[torch.Tensor | None] = [None] * len(weights)
-        self.masks: list[torch.Tensor | None] = [None] * len(weights)
+        self.weights = [s[2] for s in chunks.sizes]
+        self.capacity = [max(chunks.chunk, int(capacity * w / sum(self.weights))) for w in self.weights]
+        self.latents: list[torch.Tensor | None] = [None] * len(self.weights)
+        self.masks: list[torch.Tensor | None] = [None] * len(self.weights)
         self.factors: list[list] = [[None] * c for c in self.capacity]
-        self.filled = [0] * len(weights)
-        self.written = [0] * len(weights)  # clips ever written, so the ring overwrites the oldest
+        self.written = [0] * len(self.weights)  # clips ever written, so the ring overwrites the oldest
         self.received = 0
         loader = DataLoader(chunks, batch_size=None, num_workers=workers, prefetch_factor=4 if workers else None,
                             multiprocessing_context="spawn" if workers else None, persistent_workers=bool(workers))
         self._queue: queue.Queue = queue.Queue(maxsize=max(8, 2 * workers))
         self._thread = threading.Thread(target=self._feed, args=(loader,), daemon=True)
         self._thread.start()
+
+    @property
+    def filled(self) -> list[int]:
+        """Clips held per bucket."""
+        return [min(c, w) for c, w in zip(self.capacity, self.written)]
 
     def _feed(self, loader) -> None:
         for chunk in loader:
@@ -89,13 +91,13 @@ class LatentStream:
                                           device=self.device)
             self.masks[b] = torch.empty((self.capacity[b], *masks.shape[1:]), dtype=torch.bool, device=self.device)
         n = latents.shape[0]
-        slots = (self.written[b] + torch.arange(n)) % self.capacity[b]
-        self.latents[b][slots.to(self.device)] = latents.half()
-        self.masks[b][slots.to(self.device)] = masks
-        for slot, f in zip(slots.tolist(), chunk["factors"]):
+        slots = [(self.written[b] + i) % self.capacity[b] for i in range(n)]
+        index = torch.tensor(slots, device=self.device)
+        self.latents[b][index] = latents.half()
+        self.masks[b][index] = masks
+        for slot, f in zip(slots, chunk["factors"]):
             self.factors[b][slot] = f
         self.written[b] += n
-        self.filled[b] = min(self.capacity[b], self.written[b])
         self.received += n
 
     def poll(self, max_chunks: int = 4) -> int:
@@ -114,9 +116,12 @@ class LatentStream:
             self._add(self._queue.get())
 
     def sample(self, rng: random.Random, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, list[ClipFactors]]:
-        """Latents (B, C, t, h, w) float, object masks (B, 1, t, h, w) and factors, from one bucket."""
+        """Latents (B, C, t, h, w) float, object masks (B, 1, t, h, w) and factors, from one bucket,
+        after taking in whatever the workers have rendered since the last batch."""
+        self.poll()
         b = rng.choices(range(len(self.weights)), self.weights)[0]
-        idx = [rng.randrange(self.filled[b]) for _ in range(batch_size)]
+        held = self.filled[b]
+        idx = [rng.randrange(held) for _ in range(batch_size)]
         index = torch.tensor(idx, device=self.device)
         factors = [ClipFactors.from_dict(self.factors[b][i]) for i in idx]
         return self.latents[b][index].float(), self.masks[b][index][:, None], factors
