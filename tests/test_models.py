@@ -1,8 +1,10 @@
+import dataclasses
+
 import pytest
 import torch
 
 from reelforge.models.autoencoder import AutoencoderConfig, VideoAutoencoder
-from reelforge.models.transformer import TransformerConfig, VideoTransformer
+from reelforge.models.transformer import TransformerConfig, VideoTransformer, preconditioned_velocity
 
 TINY_AE = AutoencoderConfig(latent_channels=4, enc_channels=(16, 16), dec_channels=(16, 16))
 TINY_DIT = TransformerConfig(in_channels=4, dim=64, depth=2, heads=2, rope_split=(8, 12, 12))
@@ -88,9 +90,9 @@ def test_padding_tokens_are_ignored():
     assert torch.allclose(model(x, t, **text), model(x, t, **padded), atol=1e-5)
 
 
-def _random_dit():
+def _random_dit(**changes):
     torch.manual_seed(0)
-    model = VideoTransformer(TINY_DIT)
+    model = VideoTransformer(dataclasses.replace(TINY_DIT, **changes))
     for p in model.parameters():
         torch.nn.init.normal_(p, std=0.05)
     return model
@@ -137,3 +139,45 @@ def test_fast_decoding_of_the_shipped_autoencoder_stays_within_two_levels_of_fp3
     to_levels = lambda x: ((x.clamp(-1, 1) + 1) * 127.5).round()  # noqa: E731
     assert (to_levels(frames) - to_levels(reference)).abs().max() <= 2
     assert (to_levels(frames) - to_levels(reference)).abs().mean() < 0.5
+
+
+def _clean_estimate(model, x, t, text):
+    """x0 = x_t - t v: what the model believes the clean clip is."""
+    return x - t.view(-1, 1, 1, 1, 1) * model(x, t, **text)
+
+
+@pytest.mark.parametrize("prediction, carries_noise", [("velocity", True), ("preconditioned", False)])
+def test_only_velocity_prediction_must_carry_the_noise_into_its_clean_estimate_at_t_1(prediction, carries_noise):
+    # An untrained output layer (zero) shows the parametrisation alone: predicting velocity, the
+    # clean estimate at pure noise IS the noise unless the network learns to cancel it exactly.
+    model = VideoTransformer(dataclasses.replace(TINY_DIT, prediction=prediction))
+    x, text, t = torch.randn(1, 4, 3, 8, 8), _text(1), torch.ones(1)
+    estimate = _clean_estimate(model, x, t, text)
+    assert torch.allclose(estimate, x, atol=1e-5) is carries_noise
+    if not carries_noise:
+        assert estimate.abs().max() < 1e-5
+
+
+def test_preconditioned_velocity_is_edm_clean_estimate_and_its_target_has_unit_variance():
+    s_data = 1.07
+    x0, noise = torch.randn(4000) * s_data, torch.randn(4000)
+    for level in (0.02, 0.5, 0.98):
+        t = torch.tensor([level])
+        x_t = (1 - level) * x0 + level * noise
+        d = (1 - level) ** 2 * s_data**2 + level**2
+        c_skip, c_out = (1 - level) * s_data**2 / d, level * s_data / d**0.5
+        target = (x0 - c_skip * x_t) / c_out  # what the network's output must learn
+        assert abs(target.std().item() - 1) < 0.05
+        v = preconditioned_velocity(target.view(1, 1, 1, 1, -1), x_t.view(1, 1, 1, 1, -1), t, s_data)
+        assert torch.allclose(v.flatten(), noise - x0, atol=1e-3)  # the exact flow velocity
+
+
+def test_preconditioned_model_takes_per_frame_levels_like_one_level():
+    model, x, text = _random_dit(prediction="preconditioned"), torch.randn(2, 4, 3, 8, 8), _text(2)
+    t = torch.tensor([0.02, 0.7])
+    assert torch.allclose(model(x, t, **text), model(x, t[:, None].expand(2, 3), **text), atol=1e-5)
+
+
+def test_unknown_prediction_is_refused():
+    with pytest.raises(ValueError, match="prediction must be"):
+        dataclasses.replace(TINY_DIT, prediction="noise")

@@ -113,6 +113,22 @@ def test_training_with_object_weight_runs_resumes_and_starts_from_given_weights(
     assert max((start[k] - trained[k]).abs().max().item() for k in start) < 0.05
 
 
+def test_starting_a_preconditioned_model_from_velocity_weights_restarts_only_its_output_layer(tiny_bank, tiny_model_dir,
+                                                                                                 tmp_path):
+    model = {**json.loads((tiny_model_dir / "transformer.json").read_text()), "prediction": "preconditioned"}
+    cfg = TransformerTrainConfig(run_dir=str(tmp_path / "run"), bank=tiny_bank.run_dir, steps=1, batch_size=2, warmup=1,
+                                 checkpoint_every=1, log_every=1, lr=1e-9, model=model,
+                                 init_from=str(tiny_model_dir / "transformer.safetensors"))
+    lines = []
+    train_transformer(cfg, lines.append)
+    assert any("output layer reset to predict preconditioned" in line for line in lines)
+    start = load_file(str(tiny_model_dir / "transformer.safetensors"))
+    trained = load_file(str(tmp_path / "run" / "model.safetensors"))
+    assert trained["proj_out.weight"].abs().max() < 1e-6 < start["proj_out.weight"].abs().max()
+    assert torch.allclose(trained["blocks.0.mlp.0.weight"].float(), start["blocks.0.mlp.0.weight"].float(), atol=1e-4)
+    assert json.loads((tmp_path / "run" / "model.json").read_text())["prediction"] == "preconditioned"
+
+
 def test_streamed_training_renders_encodes_and_fits_the_schedule_to_its_time_budget(tiny_model_dir, tmp_path):
     model = json.loads((tiny_model_dir / "transformer.json").read_text())
     cfg = TransformerTrainConfig(run_dir=str(tmp_path / "run"), data="stream", workers=1, stream_chunk=2,

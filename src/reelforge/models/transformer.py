@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from diffusers.models.cache_utils import CacheMixin
 
+from ..flow.objective import expand_t
 from .config import JsonConfig
 
 
@@ -29,6 +30,19 @@ class TransformerConfig(JsonConfig):
     mlp_ratio: float = 4.0
     text_dim: int = 384  # MiniLM's hidden size
     rope_split: tuple[int, int, int] = (16, 24, 24)  # head-dim channels for t, h, w (sum = dim / heads)
+    # What the last layer outputs; forward() always returns velocity. "velocity" makes the network
+    # carry the noise through to its output, and a small one carries it imperfectly: measured, its
+    # clean-clip estimate x_t - t v at t = 1 followed each token's noise, so tokens committed on
+    # their own. "preconditioned" is EDM's (Karras et al. 2022) x0 = c_skip x_t + c_out F, written
+    # for x_t = (1 - t) x0 + t noise: F's target has unit variance at every t, and at t = 1 it is
+    # the clean clip alone (no noise to carry, as Li & He 2025 argue); near t = 0 it is a small
+    # residual on x_t. The loss and its minimiser are unchanged.
+    prediction: str = "velocity"
+    sigma_data: float = 1.0  # the latents' standard deviation (measured on the bank: 1.07)
+
+    def __post_init__(self):
+        if self.prediction not in ("velocity", "preconditioned"):
+            raise ValueError(f"prediction must be 'velocity' or 'preconditioned', got {self.prediction!r}")
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -112,8 +126,18 @@ class Block(nn.Module):
         return x + gate2 * self.mlp(self.norm2(x) * (1 + scale2) + shift2)
 
 
+def preconditioned_velocity(out: torch.Tensor, latents: torch.Tensor, t: torch.Tensor, sigma_data: float) -> torch.Tensor:
+    """v = (x_t - x0) / t with x0 = c_skip x_t + c_out out, c_skip = (1 - t) s^2 / D,
+    c_out = t s / sqrt(D), D = (1 - t)^2 s^2 + t^2; simplified so nothing divides by t."""
+    t = expand_t(t, latents).float()
+    s2 = sigma_data**2
+    d = (1 - t) ** 2 * s2 + t**2
+    return ((t - (1 - t) * s2) / d * latents.float() - sigma_data / d.sqrt() * out.float()).to(out.dtype)
+
+
 class VideoTransformer(nn.Module, CacheMixin):
-    """Predicts the flow velocity (noise - x0) of latents (B, C, T, H, W) at noise level t."""
+    """Predicts the flow velocity (noise - x0) of latents (B, C, T, H, W) at noise level t
+    (directly, or through its clean-clip estimate: `TransformerConfig.prediction`)."""
 
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
@@ -169,6 +193,7 @@ class VideoTransformer(nn.Module, CacheMixin):
         freqs = rope_frequencies(grid, self.cfg.rope_split, x.device)
         b = x.shape[0]
         t = t.view(b, -1)  # (B, 1) or (B, T)
+        t_frames = t
         if t.shape[1] > 1:  # one noise level per latent frame: repeat over each frame's tokens
             if t.shape[1] != latents.shape[2] or self.cfg.patch[0] != 1:
                 raise ValueError(f"per-frame t needs one level per latent frame ({latents.shape[2]}), got {t.shape[1]}")
@@ -180,5 +205,8 @@ class VideoTransformer(nn.Module, CacheMixin):
         for block in self.blocks:
             x = block(x, t_mod, text, text_mask, freqs)
         shift, scale = (self.out_modulation[:, None] + cond[:, None]).unbind(1)  # (B, 1 or N, d) each
-        x = self.proj_out(self.norm_out(x) * (1 + scale) + shift)
-        return self.unpatchify(x, grid)
+        x = self.unpatchify(self.proj_out(self.norm_out(x) * (1 + scale) + shift), grid)
+        if self.cfg.prediction == "velocity":
+            return x
+        return preconditioned_velocity(x, latents, t_frames if t_frames.shape[1] > 1 else t_frames[:, 0],
+                                       self.cfg.sigma_data)

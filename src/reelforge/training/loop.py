@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import random
 import time
 from dataclasses import asdict
@@ -61,6 +62,18 @@ def _source(cfg: TransformerTrainConfig, device: torch.device, log: Callable[[st
     return stream
 
 
+def _init_from(model: VideoTransformer, path: Path, log: Callable[[str], None]) -> None:
+    """Start from trained weights; when they predicted something else (velocity vs clean sample),
+    the last layer's output changes meaning, so it restarts at zero as adaLN-Zero starts it."""
+    load_weights(model, path)
+    sidecar = path.with_suffix(".json")
+    was = json.loads(sidecar.read_text()).get("prediction", "velocity") if sidecar.exists() else "velocity"
+    if was != model.cfg.prediction:
+        torch.nn.init.zeros_(model.proj_out.weight)
+        torch.nn.init.zeros_(model.proj_out.bias)
+        log(f"{path} predicted {was}; output layer reset to predict {model.cfg.prediction}")
+
+
 def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = lambda s: None) -> Path:
     torch.manual_seed(cfg.seed)
     device = training_device(cfg.device)
@@ -68,7 +81,7 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
     model_cfg = TransformerConfig.from_dict(cfg.model)
     model = VideoTransformer(model_cfg)
     if cfg.init_from:
-        load_weights(model, Path(cfg.init_from))
+        _init_from(model, Path(cfg.init_from), log)
     model.to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
     log(f"transformer: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {device}")
