@@ -40,7 +40,7 @@ native = generate_long(pipe, [Shot(0.0, prompt)], seconds, seed=0, **kwargs)  # 
 t2 = time.perf_counter()
 frames = deliver_frames(native.frames, native.fps, fps, seconds, parse_size(size), pipe.enhancers)
 out = os.path.join(tempfile.mkdtemp(), "long.mp4")
-write_marked(frames, out, fps, "mp4", native.settings, {}, "bench_long", identity)
+write_marked(frames, out, fps, "mp4", native.settings, {}, "bench_long", identity, in_place=True)  # as the CLI does
 t3 = time.perf_counter()
 boundaries = native.settings["window_boundaries"]
 analysis = analyze(native.frames, native.fps)

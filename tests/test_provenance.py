@@ -107,12 +107,21 @@ def test_mark_is_invisible():
     assert 10 * np.log10(255 ** 2 / mse) >= 40.0
 
 
+def test_marking_in_place_writes_the_same_pixels_into_the_given_frames():
+    frames = clip(8)
+    expected = watermark.embed(frames, 8.0, "dep", "vid", chunk=3)
+    target = frames.copy()
+    result = watermark.embed(target, 8.0, "dep", "vid", chunk=3, out=target)
+    assert result is target and np.array_equal(result, expected) and not np.array_equal(result, frames)
+
+
 def test_visible_mark_labels_only_the_corner():
     frames = np.full((2, 64, 64, 3), 90, np.uint8)
     out = visible_mark(frames)
     changed = np.argwhere((out != frames).any(-1)[0])
     assert len(changed) > 0
     assert changed[:, 0].min() > 32 and changed[:, 1].min() > 16  # bottom-right only
+    assert out.dtype == np.uint8 and not np.shares_memory(out, frames) and (frames == 90).all()
 
 
 def test_verify_cli_exit_codes(home, tmp_path):

@@ -111,7 +111,7 @@ def generate(prompt, output, seconds, storyboard, fps, size, seed, steps, guidan
                              steps=steps, guidance=guidance, sampler=sampler, on_step=on_step,
                              cache_threshold=cache_threshold)
         write_marked(video.frames, path, video.fps, fmt, video.settings, video.metadata,
-                     video_id=f"cli_{uuid.uuid4().hex[:16]}", identity=identity, visible=visible_mark)
+                     video_id=f"cli_{uuid.uuid4().hex[:16]}", identity=identity, visible=visible_mark, in_place=True)
     except (InputError, OutputError) as e:
         fail(str(e))
     click.echo(f"wrote {path} ({video.frames.shape[0]} frames, {video.frames.shape[2]}x{video.frames.shape[1]}, "

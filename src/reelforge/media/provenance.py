@@ -173,16 +173,19 @@ def visible_mark(frames: np.ndarray, text: str = "AI · ReelForge") -> np.ndarra
     ImageDraw.Draw(label).text((pad - left, pad - top), text, font=font, fill=(255, 255, 255, 230))
     label = np.asarray(label).astype(np.float32)
     alpha = label[..., 3:] / 255.0
-    out = frames.astype(np.float32).copy()
-    region = out[:, h - box_h:, w - box_w:]
-    out[:, h - box_h:, w - box_w:] = region * (1 - alpha) + label[..., :3] * alpha
-    return np.rint(out).clip(0, 255).astype(np.uint8)
+    out = frames.copy()  # uint8, and floats for the label's corner only: a 20 s 1080p clip is 3 GB
+    region = out[:, h - box_h:, w - box_w:].astype(np.float32)
+    out[:, h - box_h:, w - box_w:] = np.rint(region * (1 - alpha) + label[..., :3] * alpha).clip(0, 255)
+    return out
 
 
 def write_marked(frames: np.ndarray, path: str | os.PathLike, fps: float, fmt: str | None, settings: dict,
-                 metadata: dict[str, str], video_id: str, identity: Identity, visible: bool = False) -> Path:
-    """Watermark, optionally label, encode and sign: the way every output is written."""
-    marked = watermark.embed(frames, fps, identity.deployment_id, video_id)
+                 metadata: dict[str, str], video_id: str, identity: Identity, visible: bool = False,
+                 in_place: bool = False) -> Path:
+    """Watermark, optionally label, encode and sign: the way every output is written. `in_place`
+    marks `frames` themselves, for callers done with the unmarked picture (a long 1080p clip
+    would otherwise exist twice)."""
+    marked = watermark.embed(frames, fps, identity.deployment_id, video_id, out=frames if in_place else None)
     return write_signed(visible_mark(marked) if visible else marked, path, fps, fmt, settings, metadata,
                         video_id, identity)
 

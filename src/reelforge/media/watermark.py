@@ -122,13 +122,15 @@ def _signs(count: int, fps: float, phase: float = 0.0) -> np.ndarray:
     return np.where(np.floor(times / BLOCK_SECONDS) % 2 == 0, 1.0, -1.0)
 
 
-def embed(frames: np.ndarray, fps: float, deployment_id: str, video_id: str, chunk: int = 16) -> np.ndarray:
+def embed(frames: np.ndarray, fps: float, deployment_id: str, video_id: str, chunk: int = 16,
+          out: np.ndarray | None = None) -> np.ndarray:
     """Frames (T, H, W, 3) uint8 with the mark added to every frame's luma (chroma untouched);
-    `chunk` frames at a time, so a long 1080p clip never exists as floats all at once."""
+    `chunk` frames at a time, so a long 1080p clip never exists as floats all at once. `out` may be
+    `frames` itself (marking in place)."""
     t, h, w, _ = frames.shape
     mark = pattern(h, w, payload_bits(deployment_id, video_id)).astype(np.float32)  # (H, W)
     signs = _signs(t, fps).astype(np.float32)
-    out = np.empty_like(frames)
+    out = np.empty_like(frames) if out is None else out
     for i in range(0, t, chunk):
         pixels = frames[i:i + chunk].astype(np.float32)
         signed = signs[i:i + chunk, None, None, None] * mark[None, :, :, None]  # (t, H, W, 1)
