@@ -185,6 +185,7 @@ def write_marked(frames: np.ndarray, path: str | os.PathLike, fps: float, fmt: s
     """Watermark, optionally label, encode and sign: the way every output is written. `in_place`
     marks `frames` themselves, for callers done with the unmarked picture (a long 1080p clip
     would otherwise exist twice)."""
+    in_place = in_place and frames.flags.writeable
     marked = watermark.embed(frames, fps, identity.deployment_id, video_id, out=frames if in_place else None)
     return write_signed(visible_mark(marked) if visible else marked, path, fps, fmt, settings, metadata,
                         video_id, identity)
