@@ -165,7 +165,7 @@ def train(config_path, log_path):
 @main.command()
 @click.option("--transformer", default="runs/transformer/ema.safetensors", show_default=True)
 @click.option("--autoencoder", default="runs/autoencoder/model.safetensors", show_default=True)
-@click.option("--upscaler", default="runs/upscaler/upscaler.safetensors", show_default=True,
+@click.option("--upscaler", default="runs/upscaler_v2/upscaler.safetensors", show_default=True,
               help="Learned 4x upscaler; 'none' to deliver by resizing.")
 @click.option("--interpolator", default="runs/interpolator/interpolator.safetensors", show_default=True,
               help="Learned frame interpolator; 'none' to re-time by repeating frames.")

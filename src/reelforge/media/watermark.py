@@ -126,25 +126,30 @@ def embed(frames: np.ndarray, fps: float, deployment_id: str, video_id: str, chu
           out: np.ndarray | None = None) -> np.ndarray:
     """Frames (T, H, W, 3) uint8 with the mark added to every frame's luma (chroma untouched);
     `chunk` frames at a time, so a long 1080p clip never exists as floats all at once. `out` may be
-    `frames` itself (marking in place)."""
+    `frames` itself (marking in place). Torch, not numpy: its kernels use every core (measured at
+    1080p: 0.23 s a frame in numpy)."""
+    import torch
     t, h, w, _ = frames.shape
-    mark = pattern(h, w, payload_bits(deployment_id, video_id)).astype(np.float32)  # (H, W)
-    signs = _signs(t, fps).astype(np.float32)
+    mark = torch.from_numpy(pattern(h, w, payload_bits(deployment_id, video_id)).astype(np.float32))  # (H, W)
+    signs = torch.from_numpy(_signs(t, fps).astype(np.float32))
     out = np.empty_like(frames) if out is None else out
     for i in range(0, t, chunk):
-        pixels = frames[i:i + chunk].astype(np.float32)
-        signed = signs[i:i + chunk, None, None, None] * mark[None, :, :, None]  # (t, H, W, 1)
+        pixels = torch.from_numpy(frames[i:i + chunk])  # (t, H, W, 3) uint8
+        signed = signs[i:i + chunk, None, None] * mark  # (t, H, W)
         # On white or black the mark clips in one flip phase, and the detector reads the
-        # difference between phases: give the phase that fits more (see CLIP_BOOST).
-        boost = _clips(pixels - signed) & ~_clips(pixels + signed)  # only the other phase clips
-        signed = np.where(boost, CLIP_BOOST * signed, signed)
-        out[i:i + chunk] = np.clip(np.rint(pixels + signed), 0, 255)
+        # difference between phases: give the phase that fits more (see CLIP_BOOST). The same
+        # offset goes to all three channels, so the brightest and darkest channel decide.
+        brightest, darkest = pixels.amax(-1).float(), pixels.amin(-1).float()
+        boost = _clips(darkest - signed, brightest - signed) & ~_clips(darkest + signed, brightest + signed)
+        signed = torch.where(boost, CLIP_BOOST * signed, signed)
+        marked = (pixels.float() + signed[..., None]).round_().clamp_(0, 255).to(torch.uint8)
+        out[i:i + chunk] = marked.numpy()
     return out
 
 
-def _clips(pixels: np.ndarray) -> np.ndarray:
-    """(t, H, W, 3) -> (t, H, W, 1): where any channel leaves 0..255."""
-    return ((pixels < 0) | (pixels > 255)).any(-1, keepdims=True)
+def _clips(darkest, brightest):
+    """Where a pixel whose channels span darkest..brightest leaves 0..255."""
+    return (darkest < 0) | (brightest > 255)
 
 
 def _luma(frames: np.ndarray, chunk: int = 16) -> np.ndarray:
