@@ -64,7 +64,7 @@ def main():
     # What copying the clean neighbour before achieves: the context a model could use at the least.
     copied = {}
     for level in LEVELS:
-        x_t = (1 - level) * latents[:, :, frame] + level * noise[:, :, frame]
+        x_t = interpolate(latents, noise, torch.full((latents.shape[0],), level))[:, :, frame]
         v = (x_t - latents[:, :, frame - 1]) / level
         copied[level] = (v - velocity_target(latents, noise)[:, :, frame]).pow(2).mean().item()
     rows = [["copy the frame before", level, "-", f"{e:.4f}", "-"] for level, e in copied.items()]

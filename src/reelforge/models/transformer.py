@@ -127,7 +127,7 @@ class Block(nn.Module):
 
 
 def preconditioned_velocity(out: torch.Tensor, latents: torch.Tensor, t: torch.Tensor, sigma_data: float) -> torch.Tensor:
-    """v = (x_t - x0) / t with x0 = c_skip x_t + c_out out, c_skip = (1 - t) s^2 / D,
+    """t (B,), (B, 1) or per latent frame (B, T). v = (x_t - x0) / t with x0 = c_skip x_t + c_out out, c_skip = (1 - t) s^2 / D,
     c_out = t s / sqrt(D), D = (1 - t)^2 s^2 + t^2; simplified so nothing divides by t."""
     t = expand_t(t, latents).float()
     s2 = sigma_data**2
@@ -208,5 +208,4 @@ class VideoTransformer(nn.Module, CacheMixin):
         x = self.unpatchify(self.proj_out(self.norm_out(x) * (1 + scale) + shift), grid)
         if self.cfg.prediction == "velocity":
             return x
-        return preconditioned_velocity(x, latents, t_frames if t_frames.shape[1] > 1 else t_frames[:, 0],
-                                       self.cfg.sigma_data)
+        return preconditioned_velocity(x, latents, t_frames, self.cfg.sigma_data)

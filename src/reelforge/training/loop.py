@@ -67,7 +67,7 @@ def _init_from(model: VideoTransformer, path: Path, log: Callable[[str], None]) 
     the last layer's output changes meaning, so it restarts at zero as adaLN-Zero starts it."""
     load_weights(model, path)
     sidecar = path.with_suffix(".json")
-    was = json.loads(sidecar.read_text()).get("prediction", "velocity") if sidecar.exists() else "velocity"
+    was = (TransformerConfig.from_dict(json.loads(sidecar.read_text())) if sidecar.exists() else TransformerConfig()).prediction
     if was != model.cfg.prediction:
         torch.nn.init.zeros_(model.proj_out.weight)
         torch.nn.init.zeros_(model.proj_out.bias)
