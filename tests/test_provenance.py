@@ -95,9 +95,24 @@ def test_watermark_survives_resize_crop_and_retime(transform):
     assert watermark.detect(frames, fps).found
 
 
+def test_a_worn_payload_still_names_its_video_among_the_deployments_own(tmp_path):
+    # A low-quality copy, cropped: the blind 64-bit read rarely survives this (2-8% measured),
+    # but picking one of the deployment's videos needs far less signal.
+    marked = watermark.embed(clip(9), 8.0, "dep_named", "video_0042")
+    copy, fps = reencode(marked[:, 3:-3, 3:-3], 8.0, tmp_path / "worn.mp4", crf=28)
+    others = [f"video_{k:04d}" for k in range(300) if k != 42]
+    result = watermark.detect(copy, fps, "dep_named", others[:150] + ["video_0042"] + others[150:])
+    assert result.found and result.video_id == "video_0042" and result.match_z >= watermark.MIN_MATCH_Z
+    # Its video is not in the catalogue: the mark is still found, and no other video is named.
+    stranger = watermark.detect(copy, fps, "dep_named", others)
+    assert stranger.found and stranger.video_id is None
+
+
 def test_unmarked_clips_carry_no_watermark():
+    candidates = [f"video_{k:04d}" for k in range(300)]
     for seed in range(4):
-        assert not watermark.detect(clip(100 + seed), 8.0).found
+        result = watermark.detect(clip(100 + seed), 8.0, "dep_named", candidates)
+        assert not result.found and result.video_id is None
 
 
 def test_mark_is_invisible():
@@ -138,6 +153,23 @@ def test_verify_cli_exit_codes(home, tmp_path):
     assert missing.exit_code == 2 and "no such file" in missing.output
     junk = runner.invoke(main, ["verify", str(tmp_path / "junk.mp4")])
     assert junk.exit_code == 2 and "not a readable video" in junk.output
+
+
+def test_verify_cli_names_a_worn_copy_among_this_deployments_videos(home, tmp_path):
+    import sqlite3
+
+    (home / "provenance").mkdir(parents=True)  # pinned: the mark's bits depend on the deployment
+    (home / "provenance" / "deployment.json").write_text('{"deployment_id": "dep_named"}')
+    identity = load_identity()
+    marked = watermark.embed(clip(9), 8.0, identity.deployment_id, "video_0042")
+    worn = write_video(reencode(marked[:, 3:-3, 3:-3], 8.0, tmp_path / "a.mp4", crf=28)[0], tmp_path / "worn.mp4", 8.0)
+    blind = CliRunner().invoke(main, ["verify", str(worn)])
+    with sqlite3.connect(home / "reelforge.db") as db:  # the service's table, as far as verify reads it
+        db.execute("CREATE TABLE videos (id TEXT)")
+        db.executemany("INSERT INTO videos VALUES (?)", [(f"video_{k:04d}",) for k in range(300)])
+    named = CliRunner().invoke(main, ["verify", str(worn)])
+    assert blind.exit_code == 0 and "names this deployment's video" not in blind.output
+    assert named.exit_code == 0 and "names this deployment's video video_0042" in named.output
 
 
 @pytest.mark.parametrize("index", [2, 6])  # one frame from a +1 half second, one from a -1 half second

@@ -246,9 +246,11 @@ def verify(file, as_json):
     """Check FILE's provenance: signed C2PA manifest and invisible watermark.
 
     Exit status 0: the file carries a valid manifest or the watermark; 1: neither; 2: bad input."""
-    from .media.provenance import ProvenanceError, load_identity, verify as check
+    from .media.provenance import ProvenanceError, load_identity, local_video_ids, verify as check
     try:
-        report = check(file, trust_pem=load_identity().trust_pem)
+        identity = load_identity()
+        report = check(file, trust_pem=identity.trust_pem, deployment_id=identity.deployment_id,
+                       video_ids=local_video_ids())
     except ProvenanceError as e:
         fail(str(e))
     if as_json:
@@ -263,8 +265,12 @@ def verify(file, as_json):
         else:
             click.echo(f"manifest:  INVALID ({'; '.join(report.manifest_problems) or report.manifest_state})")
         if report.watermark_found:
-            payload = (f"deployment tag {report.watermark_deployment_tag}, video tag {report.watermark_video_tag}"
-                       if report.watermark_payload_ok else "payload too damaged to read")
+            if report.watermark_video_id:
+                payload = f"names this deployment's video {report.watermark_video_id} (match {report.watermark_match_z:.1f} sigma)"
+            elif report.watermark_payload_ok:
+                payload = f"deployment tag {report.watermark_deployment_tag}, video tag {report.watermark_video_tag}"
+            else:
+                payload = "payload too damaged to read"
             click.echo(f"watermark: found (strength {report.watermark_pilot_z:.1f} sigma); {payload}")
         else:
             click.echo(f"watermark: not found (strength {report.watermark_pilot_z:.1f} sigma)")

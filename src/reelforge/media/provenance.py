@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import tempfile
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -227,6 +228,9 @@ class ProvenanceReport:
     watermark_payload_ok: bool
     watermark_deployment_tag: str | None
     watermark_video_tag: str | None
+    # With the checking deployment's own videos as candidates: the one the mark names, if any.
+    watermark_video_id: str | None = None
+    watermark_match_z: float = 0.0
 
     @property
     def verified(self) -> bool:
@@ -271,9 +275,24 @@ def _read_manifest(path: Path, fmt: str, trust_pem: bytes | None) -> dict:
     return result
 
 
-def verify(path: str | os.PathLike, trust_pem: bytes | None = None) -> ProvenanceReport:
-    """Check a file's manifest and watermark. Raises ProvenanceError if it is not a readable video
-    or image."""
+def local_video_ids(home: Path | None = None) -> list[str]:
+    """The ids of the videos this machine's deployment made (its service database, read-only), or
+    none when it has not served any: what `reelforge verify` checks a worn watermark against."""
+    import sqlite3
+    path = (home or reelforge_home()) / "reelforge.db"
+    if not path.is_file():
+        return []
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return [row[0] for row in db.execute("SELECT id FROM videos")]
+    except sqlite3.Error:  # not yet migrated, locked for long, or not ours: check blind
+        return []
+
+
+def verify(path: str | os.PathLike, trust_pem: bytes | None = None, deployment_id: str | None = None,
+           video_ids: tuple[str, ...] | list[str] = ()) -> ProvenanceReport:
+    """Check a file's manifest and watermark; with a deployment's `video_ids`, also which of its
+    videos the mark names. Raises ProvenanceError if it is not a readable video or image."""
     from .decode import read_video
     path = Path(path)
     if not path.is_file():
@@ -290,10 +309,11 @@ def verify(path: str | os.PathLike, trust_pem: bytes | None = None) -> Provenanc
         raise ProvenanceError(f"{str(path)!r} is not a readable video or image (mp4, webm, mov, gif, png, jpg): "
                               f"{str(e).splitlines()[0][:120] if str(e) else type(e).__name__}") from None
     manifest = _read_manifest(path, fmt, trust_pem)
-    mark = watermark.detect(frames, fps)
+    mark = watermark.detect(frames, fps, deployment_id, video_ids)
     return ProvenanceReport(**manifest, watermark_found=mark.found, watermark_pilot_z=round(mark.pilot_z, 2),
                             watermark_payload_ok=mark.payload_ok,
-                            watermark_deployment_tag=mark.deployment_tag, watermark_video_tag=mark.video_tag)
+                            watermark_deployment_tag=mark.deployment_tag, watermark_video_tag=mark.video_tag,
+                            watermark_video_id=mark.video_id, watermark_match_z=round(mark.match_z, 2))
 
 
 def _sniff_format(path: Path) -> str:
