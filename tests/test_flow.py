@@ -57,6 +57,18 @@ def test_guidance_extrapolates_from_the_unconditional_branch():
     assert torch.allclose(v, torch.tensor([[3.0]]))
 
 
+def test_guidance_outside_its_interval_runs_the_conditional_branch_alone():
+    batches = []
+
+    def model(x, t, text_tokens):
+        batches.append(x.shape[0])
+        return text_tokens.sum(dim=(1, 2)).view(-1, 1) + 0 * x
+    text = {"text_tokens": torch.tensor([[[0.0]], [[1.0]]])}
+    inside = guided_velocity(model, torch.zeros(1, 1), torch.full((1,), 0.5), text, 3.0, interval=(0.2, 0.8))
+    outside = guided_velocity(model, torch.zeros(1, 1), torch.full((1,), 0.9), text, 3.0, interval=(0.2, 0.8))
+    assert inside.item() == 3.0 and outside.item() == 1.0 and batches == [2, 1]
+
+
 def test_staggered_sampler_reaches_the_data_with_later_frames_lagging():
     x0 = torch.randn(1, 2, 5, 3, 3, generator=torch.Generator().manual_seed(1))
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))

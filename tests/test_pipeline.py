@@ -99,6 +99,29 @@ def test_missing_and_corrupt_checkpoints_are_named(tmp_path, tiny_model_dir, tex
     (broken / "pipeline.json").write_text(json.dumps({"nonsense": 1}))
     with pytest.raises(CheckpointError, match="unknown pipeline config keys"):
         Pipeline.from_pretrained(broken, text_encoder=text_encoder)
+    (broken / "pipeline.json").write_text(json.dumps({"guidance_interval": [0.9, 0.2]}))
+    with pytest.raises(CheckpointError, match="guidance_interval must be"):
+        Pipeline.from_pretrained(broken, text_encoder=text_encoder)
+
+
+def test_guidance_interval_skips_the_unconditional_pass_at_high_noise(tiny_model_dir, tmp_path, text_encoder):
+    import shutil
+    from dataclasses import replace
+    model_dir = tmp_path / "limited"
+    shutil.copytree(tiny_model_dir, model_dir)
+    config = json.loads((model_dir / "pipeline.json").read_text())
+    (model_dir / "pipeline.json").write_text(json.dumps({**config, "guidance_interval": [0.0, 0.5], "shift": 1.0}))
+    pipe = Pipeline.from_pretrained(model_dir, text_encoder=text_encoder)
+    assert pipe.config.guidance_interval == (0.0, 0.5)
+    batches = []
+    pipe.transformer.register_forward_hook(lambda module, args, out: batches.append(args[0].shape[0]))
+    pipe("a red square", seconds=1, seed=0, steps=4, sampler="euler")
+    # Euler's 4 levels at shift 1 are t = 1, 0.75, 0.5, 0.25: the two above 0.5 run the conditional branch alone.
+    assert batches == [1, 1, 2, 2]
+    pipe.config = replace(pipe.config, guidance_interval=(0.0, 1.0))
+    batches.clear()
+    pipe("a red square", seconds=1, seed=0, steps=4, sampler="euler")
+    assert batches == [2, 2, 2, 2]
 
 
 @pytest.mark.parametrize("sampler", ["euler", "heun", "unipc", "stagger"])

@@ -161,3 +161,20 @@ def test_stream_buffer_turns_over_and_keeps_every_bucket(tiny_model_dir):
     latents, masks, factors = stream.sample(random.Random(0), 3)
     assert latents.shape[0] == masks.shape[0] == len(factors) == 3
     assert latents.shape[1:3] == (4, 3) and masks.dtype == torch.bool and masks.any()
+
+
+def test_decoder_finetune_keeps_the_encoder_and_its_latent_space(tiny_model_dir, tmp_path):
+    from reelforge.training.autoencoder import train_autoencoder
+    from reelforge.training.config import AutoencoderTrainConfig
+
+    start = tiny_model_dir / "autoencoder.safetensors"
+    cfg = AutoencoderTrainConfig(run_dir=str(tmp_path / "dec"), init_from=str(start), train_encoder=False, steps=3,
+                                 batch_size=2, num_frames=5, width=32, height=32, latent_noise_max=0.4,
+                                 checkpoint_every=3, log_every=1)
+    before, after = load_file(str(start)), load_file(str(train_autoencoder(cfg)))
+    for name, value in before.items():
+        same = torch.equal(value, after[name])
+        # The encoder and the latent statistics define the space transformers were trained in.
+        assert same == (name.startswith("encoder.") or name.startswith("latents_")), name
+    with pytest.raises(ValueError, match="init_from"):
+        train_autoencoder(AutoencoderTrainConfig(run_dir=str(tmp_path / "bad"), train_encoder=False))

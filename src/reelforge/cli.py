@@ -164,7 +164,9 @@ def train(config_path, log_path):
 
 @main.command()
 @click.option("--transformer", default="runs/transformer/ema.safetensors", show_default=True)
-@click.option("--autoencoder", default="runs/autoencoder/model.safetensors", show_default=True)
+@click.option("--autoencoder", default="runs/autoencoder_decoder/model.safetensors", show_default=True,
+              help="The autoencoder (configs/autoencoder.json, then its decoder fine-tuned by "
+                   "configs/autoencoder_decoder.json).")
 @click.option("--upscaler", default="runs/upscaler_v2/upscaler.safetensors", show_default=True,
               help="Learned 4x upscaler; 'none' to deliver by resizing.")
 @click.option("--interpolator", default="runs/interpolator/interpolator.safetensors", show_default=True,
@@ -176,7 +178,10 @@ def train(config_path, log_path):
 @click.option("--sampler", default=None, help="Default sampler to record.")
 @click.option("--clean-context", is_flag=True, help="The transformer was trained with per-frame noise levels "
               "(diffusion forcing): give it known frames clean.")
-def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, steps, guidance, sampler, clean_context):
+@click.option("--guidance-interval", type=(float, float), default=None,
+              help="Noise levels LO HI where guidance applies (conditional branch alone elsewhere).")
+def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, steps, guidance, sampler, clean_context,
+           guidance_interval):
     """Assemble a model directory from training runs (fp16 safetensors + configs)."""
     from dataclasses import replace
 
@@ -187,7 +192,10 @@ def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, step
         if not Path(path).exists() or not Path(path).with_suffix(".json").exists():
             fail(f"checkpoint {path!r} (with its .json config) does not exist")
     cfg = PipelineConfig(name=name)
-    overrides = {k: v for k, v in {"steps": steps, "guidance": guidance, "sampler": sampler}.items() if v is not None}
+    overrides = {k: v for k, v in {"steps": steps, "guidance": guidance, "sampler": sampler,
+                                   "guidance_interval": guidance_interval}.items() if v is not None}
+    if guidance_interval is not None and not 0 <= guidance_interval[0] < guidance_interval[1] <= 1:
+        fail(f"guidance interval must be 0 <= LO < HI <= 1, got {guidance_interval[0]:g} {guidance_interval[1]:g}")
     if clean_context:
         overrides["clean_context"] = True
     out = export_model(transformer, autoencoder, out_dir, replace(cfg, **overrides), extras)

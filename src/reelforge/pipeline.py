@@ -53,6 +53,8 @@ class PipelineConfig:
     max_seconds: float = 8.0  # longest single window (twice the training length)
     steps: int = 24
     guidance: float = 5.0
+    # Noise levels t where guidance applies; elsewhere the conditional branch runs alone.
+    guidance_interval: tuple[float, float] = (0.0, 1.0)
     sampler: str = "unipc"
     shift: float = 2.0  # timestep shift toward noise: more of the budget where layout is decided
     # The transformer was trained with a noise level per latent frame (diffusion forcing): known
@@ -69,6 +71,11 @@ class PipelineConfig:
             raise CheckpointError(f"unknown pipeline config keys: {sorted(unknown)}")
         if "buckets" in d:
             d = {**d, "buckets": tuple(tuple(b) for b in d["buckets"])}
+        if "guidance_interval" in d:
+            d = {**d, "guidance_interval": tuple(d["guidance_interval"])}
+            lo, hi = d["guidance_interval"]
+            if not 0 <= lo < hi <= 1:
+                raise CheckpointError(f"guidance_interval must be [lo, hi] with 0 <= lo < hi <= 1, got {[lo, hi]}")
         return cls(**d)
 
 
@@ -292,7 +299,7 @@ class Pipeline:
 
         def velocity(x, t):
             if prefix is None:
-                return guided_velocity(self.transformer, x, t, text_kwargs, guidance)
+                return guided_velocity(self.transformer, x, t, text_kwargs, guidance, cfg.guidance_interval)
             p = prefix.shape[2]
             x = x.clone()
             if cfg.clean_context:
@@ -301,7 +308,7 @@ class Pipeline:
                 t[:, :p] = 0.0
             else:
                 x[:, :, :p] = interpolate(prefix, prefix_noise, t[:, :p] if t.dim() == 2 else t)
-            v = guided_velocity(self.transformer, x, t, text_kwargs, guidance)
+            v = guided_velocity(self.transformer, x, t, text_kwargs, guidance, cfg.guidance_interval)
             v[:, :, :p] = prefix_noise - prefix  # the known frames ride their exact path
             return v
 

@@ -1,6 +1,7 @@
 """Train the video autoencoder on rendered clips, then measure its latent statistics."""
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -12,7 +13,7 @@ import torch
 
 from ..evaluation.pixels import psnr
 from ..models.autoencoder import AutoencoderConfig, VideoAutoencoder
-from .checkpoint import resume, save_training_state, save_weights
+from .checkpoint import load_weights, resume, save_training_state, save_weights
 from .config import AutoencoderTrainConfig
 from .data import render_batch
 
@@ -26,12 +27,28 @@ def measure_latent_stats(model: VideoAutoencoder, cfg: AutoencoderTrainConfig, c
     model.latents_std.copy_(raw.std(dim=(0, 2, 3, 4)).clamp_min(1e-3))
 
 
+def _noise_levels(cfg: AutoencoderTrainConfig, latents: torch.Tensor) -> torch.Tensor | float:
+    """Latent noise per clip, as a fraction of the latents' deviation: fixed, or uniform up to a maximum."""
+    if not cfg.latent_noise_max:
+        return cfg.latent_noise
+    return cfg.latent_noise_max * torch.rand(latents.shape[0], 1, 1, 1, 1)
+
+
 def train_autoencoder(cfg: AutoencoderTrainConfig, log: Callable[[str], None] = lambda s: None) -> Path:
     torch.manual_seed(cfg.seed)
     run_dir = Path(cfg.run_dir)
-    model_cfg = AutoencoderConfig.from_dict(cfg.model)
+    # A run that starts from trained weights takes their architecture from the config beside them.
+    start = json.loads(Path(cfg.init_from).with_suffix(".json").read_text()) if cfg.init_from else {}
+    model_cfg = AutoencoderConfig.from_dict({**start, **cfg.model})
     model = VideoAutoencoder(model_cfg)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    if cfg.init_from:
+        load_weights(model, Path(cfg.init_from))
+    if not cfg.train_encoder:
+        if not cfg.init_from:
+            raise ValueError("train_encoder false needs init_from: a fixed encoder must be a trained one")
+        model.encoder.requires_grad_(False)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=0.0)
     step = resume(run_dir, model, optimizer, log)
     rng = random.Random(cfg.seed * 1000 + step)  # a resumed run continues with fresh clips
     started = time.time()
@@ -41,9 +58,10 @@ def train_autoencoder(cfg: AutoencoderTrainConfig, log: Callable[[str], None] = 
             group["lr"] = lr
         video, _, _ = render_batch(rng, cfg.batch_size, cfg.width, cfg.height, cfg.num_frames, cfg.fps,
                                    max_start=3.0)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16), torch.set_grad_enabled(cfg.train_encoder):
             latents = model.encoder(video)
-            noisy = latents + cfg.latent_noise * latents.detach().std() * torch.randn_like(latents)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            noisy = latents + _noise_levels(cfg, latents) * latents.detach().std() * torch.randn_like(latents)
             recon = model.decoder(noisy).float()
         # Objects cover a few percent of each frame but are all that matters to a viewer: pixels
         # away from the frame's dominant colour weigh 10x.
@@ -53,7 +71,7 @@ def train_autoencoder(cfg: AutoencoderTrainConfig, log: Callable[[str], None] = 
         loss = (weight * error).mean() / weight.mean() + 1e-4 * latents.float().pow(2).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimizer.step()
         step += 1
         if step % cfg.log_every == 0:
@@ -64,6 +82,7 @@ def train_autoencoder(cfg: AutoencoderTrainConfig, log: Callable[[str], None] = 
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             save_training_state(run_dir, step, model, optimizer, {"config": asdict(cfg)}, model_cfg.to_json())
     model.eval()
-    measure_latent_stats(model, cfg)
+    if cfg.train_encoder:  # a fixed encoder keeps the statistics it came with
+        measure_latent_stats(model, cfg)
     save_weights(model, run_dir / "model.safetensors", model_cfg.to_json())
     return run_dir / "model.safetensors"

@@ -22,6 +22,13 @@ class AutoencoderTrainConfig:
     fps: float = 8.0
     lr: float = 1e-3
     latent_noise: float = 0.1  # decoder learns to tolerate imperfect latents from the diffusion model
+    # > 0: each clip's latent noise is drawn uniformly up to this instead (in latent standard
+    # deviations), so the decoder also turns a diffusion model's rougher samples into clean frames.
+    latent_noise_max: float = 0.0
+    # A trained autoencoder to start from; with train_encoder false its encoder (and so the latent
+    # space every transformer was trained on) stays fixed and only the decoder learns.
+    init_from: str = ""
+    train_encoder: bool = True
     seed: int = 0
     checkpoint_every: int = 250
     log_every: int = 25
@@ -129,6 +136,7 @@ class DistillConfig:
     pair_chunks: int = 128
     chunk: int = 32
     teacher_steps: int = 24
+    init_from: str = ""  # student: weights to start from (default: the teacher's)
     steps: int = 3000
     batch_size: int = 32
     lr: float = 1e-4

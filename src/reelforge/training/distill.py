@@ -48,13 +48,14 @@ def _chunk_plan(cfg: DistillConfig, i: int) -> tuple[random.Random, tuple[int, i
 
 @torch.no_grad()
 def teacher_latents(teacher: VideoTransformer, text_encoder: TextEncoder, captions: list[str], noise: torch.Tensor,
-                    steps: int, guidance: float, sampler: str, shift: float) -> torch.Tensor:
+                    steps: int, guidance: float, sampler: str, shift: float,
+                    interval: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
     """What the teacher's sampler makes of `noise` (B, C, t, h, w) for `captions`, all in one batch."""
     text = text_encoder([""] * len(captions) + captions)  # unconditional rows first, as guided_velocity reads
     text_kwargs = {"text_tokens": text.tokens, "text_mask": text.mask, "text_pooled": text.pooled}
     scheduler = make_scheduler(sampler, steps, shift, frames=noise.shape[2])
     with torch.autocast(noise.device.type, dtype=torch.bfloat16):
-        return denoise(lambda x, t: guided_velocity(teacher, x, t, text_kwargs, guidance).float(),
+        return denoise(lambda x, t: guided_velocity(teacher, x, t, text_kwargs, guidance, interval).float(),
                        noise.clone(), scheduler).float()
 
 
@@ -79,7 +80,8 @@ def make_pairs(cfg: DistillConfig, log: Callable[[str], None] = lambda s: None) 
         generator = torch.Generator().manual_seed(rng.randrange(2**31))
         noise = torch.randn((cfg.chunk, channels, frames, height // 4, width // 4), generator=generator)
         latents = teacher_latents(teacher, text_encoder, captions, noise.to(device), cfg.teacher_steps,
-                                  settings.guidance, settings.sampler, settings.shift).cpu()
+                                  settings.guidance, settings.sampler, settings.shift,
+                                  settings.guidance_interval).cpu()
         tmp = path.with_name(f".{path.name}.tmp")
         save_file({"noise": noise.half().contiguous(), "latents": latents.half().contiguous()}, str(tmp),
                   metadata={"captions": json.dumps(captions), "factors": json.dumps([f.to_dict() for f in factors])})
@@ -110,7 +112,9 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
     chunks = [(noise.to(device), latents.to(device), captions) for noise, latents, captions in load_pairs(cfg.pairs_dir)]
     log(f"pairs: {sum(len(c) for _, _, c in chunks)} clips in {len(chunks)} chunks")
     teacher_weights = Path(cfg.teacher) / "transformer.safetensors"
-    model = load_module(VideoTransformer, TransformerConfig, teacher_weights).to(device).train().requires_grad_(True)
+    # A new round of pairs (a better teacher) can start from the last student instead of the teacher.
+    start = Path(cfg.init_from) if cfg.init_from else teacher_weights
+    model = load_module(VideoTransformer, TransformerConfig, start).to(device).train().requires_grad_(True)
     model_cfg = model.cfg
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.99))
