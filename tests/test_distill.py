@@ -93,6 +93,28 @@ def test_student_training_resumes_where_it_stopped(teacher_dir, tmp_path):
     assert json.loads((tmp_path / "student" / "state.json").read_text())["step"] == 6
 
 
+def test_a_second_round_starts_from_the_last_student_and_follows_the_teachers_guidance_interval(
+        teacher_dir, tmp_path, text_encoder):
+    from safetensors.torch import load_file
+
+    first = tiny_config(teacher_dir, tmp_path, teacher_steps=1, pair_chunks=1)
+    make_pairs(first)
+    train_student(first)
+    config = json.loads((teacher_dir / "pipeline.json").read_text())
+    (teacher_dir / "pipeline.json").write_text(json.dumps({**config, "guidance_interval": [0.0, 0.5]}))
+    second = tiny_config(teacher_dir, tmp_path, teacher_steps=2, pair_chunks=1, steps=1, lr=0.0, pairs_dir=str(tmp_path / "pairs2"),
+                         run_dir=str(tmp_path / "student2"), init_from=str(tmp_path / "student" / "ema.safetensors"))
+    noise, latents, captions = load_pairs(make_pairs(second))[0]
+    teacher = load_module(VideoTransformer, TransformerConfig, teacher_dir / "transformer.safetensors")
+    limited = teacher_latents(teacher, text_encoder, captions, noise.float(), 2, 2.0, "unipc", 2.0, (0.0, 0.5))
+    everywhere = teacher_latents(teacher, text_encoder, captions, noise.float(), 2, 2.0, "unipc", 2.0)
+    assert torch.allclose(limited.half().float(), latents.float(), atol=2e-2)
+    assert not torch.allclose(everywhere, limited, atol=1e-3)
+    student = load_file(str(train_student(second)))  # at lr 0: the starting weights as they were
+    start = load_file(str(tmp_path / "student" / "ema.safetensors"))
+    assert all(torch.equal(student[k], start[k]) for k in start)
+
+
 def test_exported_student_loads_beside_its_teacher_and_shares_its_parts(teacher_dir, tmp_path, text_encoder):
     base = Pipeline.from_pretrained(teacher_dir, text_encoder=text_encoder)
     assert not base.has_turbo
