@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 
 from .. import publication
 from ..db import Video
-from ..deps import CurrentUser, FieldsDep, OwnedVideo, SessionDep, StorageDep
+from ..deps import CurrentUser, FieldsDep, OwnedVideo, SessionDep, SettingsDep, StorageDep
 from ..errors import ApiError, invalid_param
 from ..governance_schemas import Gallery, GalleryItem, GalleryParams, PublicationPublic, PublicationRequest
 from ..uploads import validate
@@ -76,14 +76,33 @@ def gallery(session: SessionDep, request: Request, params: Annotated[GalleryPara
 
 
 @router.get("/share/{token}", response_model=GalleryItem, name="shared_video")
-def shared_video(token: str, session: SessionDep, request: Request):
+def shared_video(token: str, session: SessionDep, request: Request, storage: StorageDep, settings: SettingsDep):
     """A public video's details; no key needed. 404 once it is withdrawn or retracted. A browser
-    (Accept: text/html) gets the studio's page with a player instead."""
+    (Accept: text/html) gets the studio's page with a player, and the provenance check that
+    `POST /v1/provenance/check` would give its file."""
     video, creator = _shared(session, token)
     if wants_html(request):
         viewer = optional_viewer(request, session)
-        return share_page(request, viewer, video, creator, str(request.url_for("shared_content", token=token)))
+        public, _ = storage.variant(video.id, "public")
+        report = _checked(public, video.id, settings.home) if public.is_file() else None
+        return share_page(request, viewer, video, creator, str(request.url_for("shared_content", token=token)), report)
     return _item(request, video, creator)
+
+
+_CHECKED: dict[tuple[str, int], object] = {}  # (video id, file mtime) -> report: a check takes seconds
+
+
+def _checked(path, video_id: str, home):
+    """The provenance report of a public file, checked once per version of the file."""
+    from ...media.provenance import ProvenanceError, load_identity, verify
+    key = (video_id, path.stat().st_mtime_ns)
+    if key not in _CHECKED:
+        identity = load_identity(home)
+        try:
+            _CHECKED[key] = verify(path, identity.trust_pem, identity.deployment_id, [video_id])
+        except ProvenanceError:
+            return None
+    return _CHECKED[key]
 
 
 @router.get("/share/{token}/content", name="shared_content")
