@@ -121,8 +121,7 @@ def main():
             for name, (f, r) in transforms(frames, fps, tmp).items():
                 result = watermark.detect(f, r, identity.deployment_id, catalogue)
                 found.setdefault(name, []).append(result.found)
-                blind.setdefault(name, []).append(result.pilot_z >= watermark.MIN_PILOT_Z
-                                                  or result.full_frame_z >= watermark.MIN_FULL_FRAME_Z)
+                blind.setdefault(name, []).append(result.found_blind)
                 payload.setdefault(name, []).append(result.payload_ok and result.video_tag == expected)
                 named.setdefault(name, []).append(result.video_id == video_id)
                 zs.setdefault(name, []).append(result.pilot_z)
@@ -133,8 +132,7 @@ def main():
                                  "unmarked_generated": (video.frames, video.fps)}.items():
                 result = watermark.detect(f, r, identity.deployment_id, catalogue)
                 found.setdefault(name, []).append(result.found)
-                blind.setdefault(name, []).append(result.pilot_z >= watermark.MIN_PILOT_Z
-                                                  or result.full_frame_z >= watermark.MIN_FULL_FRAME_Z)
+                blind.setdefault(name, []).append(result.found_blind)
                 named.setdefault(name, []).append(result.video_id is not None)  # any name is a false one
                 zs.setdefault(name, []).append(result.pilot_z)
             print(f"clip {i + 1}/{args.clips}: " + " ".join(f"{k}={v[-1]:.1f}" for k, v in zs.items()), flush=True)

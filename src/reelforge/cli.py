@@ -194,11 +194,13 @@ def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, step
     cfg = PipelineConfig(name=name)
     overrides = {k: v for k, v in {"steps": steps, "guidance": guidance, "sampler": sampler,
                                    "guidance_interval": guidance_interval}.items() if v is not None}
-    if guidance_interval is not None and not 0 <= guidance_interval[0] < guidance_interval[1] <= 1:
-        fail(f"guidance interval must be 0 <= LO < HI <= 1, got {guidance_interval[0]:g} {guidance_interval[1]:g}")
     if clean_context:
         overrides["clean_context"] = True
-    out = export_model(transformer, autoencoder, out_dir, replace(cfg, **overrides), extras)
+    try:
+        cfg = replace(cfg, **overrides)
+    except ValueError as e:  # PipelineConfig's own checks, e.g. the guidance interval
+        fail(str(e))
+    out = export_model(transformer, autoencoder, out_dir, cfg, extras)
     click.echo(f"wrote {out}")
 
 

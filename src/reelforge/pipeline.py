@@ -64,6 +64,11 @@ class PipelineConfig:
     # shares with another (a distilled student shares its teacher's: ".."); "" means this one.
     parts_from: str = ""
 
+    def __post_init__(self):
+        lo, hi = self.guidance_interval
+        if not 0 <= lo < hi <= 1:
+            raise ValueError(f"guidance_interval must be [lo, hi] with 0 <= lo < hi <= 1, got {[lo, hi]}")
+
     @classmethod
     def from_dict(cls, d: dict) -> "PipelineConfig":
         unknown = set(d) - set(cls.__dataclass_fields__)
@@ -73,10 +78,10 @@ class PipelineConfig:
             d = {**d, "buckets": tuple(tuple(b) for b in d["buckets"])}
         if "guidance_interval" in d:
             d = {**d, "guidance_interval": tuple(d["guidance_interval"])}
-            lo, hi = d["guidance_interval"]
-            if not 0 <= lo < hi <= 1:
-                raise CheckpointError(f"guidance_interval must be [lo, hi] with 0 <= lo < hi <= 1, got {[lo, hi]}")
-        return cls(**d)
+        try:
+            return cls(**d)
+        except ValueError as e:
+            raise CheckpointError(str(e)) from None
 
 
 @dataclass

@@ -75,6 +75,16 @@ class WatermarkResult:
     match_z: float = 0.0  # that candidate's score (see identify_z)
     full_frame_z: float = 0.0  # the pilot's z over the whole, uncropped frame (MIN_FULL_FRAME_Z)
 
+    @property
+    def found_blind(self) -> bool:
+        """Found from the pilot alone, with no candidate videos to match."""
+        return _present(self.pilot_z, self.full_frame_z)
+
+
+def _present(pilot_z: float, full_frame_z: float) -> bool:
+    """The blind presence rule: the best crop's bar, or the lower bar of the uncropped frame."""
+    return bool(pilot_z >= MIN_PILOT_Z or full_frame_z >= MIN_FULL_FRAME_Z)
+
 
 def tag(text: str, bits: int) -> int:
     """A short, stable number naming `text` (a deployment or video id) inside the payload."""
@@ -250,12 +260,11 @@ def _matched(d: np.ndarray, d_quadrature: np.ndarray, crop) -> np.ndarray:
     frequencies. The quadrature map (flips a quarter period off, which the mark does not follow)
     holds that noise and no mark, so it measures each frequency band's variance; the matched
     filter then weighs each coefficient by 1 / variance."""
-    freqs, code, _ = _code()
+    freqs, code, complement = _code()
     coeffs, noise = _project(d, crop), _project(d_quadrature, crop)
     # The same map's part off the code (the complement's 85 of 150 directions) holds noise too;
     # pooling it with the quadrature map's halves the spread of the estimate, and with it the
     # tail of z on unmarked clips (measured over 180: at most 4.1 pooled, 8.8 quadrature alone).
-    _, _, complement = _code()
     off_code = complement @ (complement.T @ coeffs) * math.sqrt(len(coeffs) / complement.shape[1])
     band = np.repeat(np.round(np.hypot(freqs[:, 0], freqs[:, 1])), 2)
     var = np.empty_like(coeffs)
@@ -324,7 +333,7 @@ def detect(frames: np.ndarray, fps: float, deployment_id: str | None = None,
     for b in bits:
         word = (word << 1) | int(b > 0)
     value, check = word >> 16, word & 0xFFFF
-    found = bool(z >= MIN_PILOT_Z or full_frame_z >= MIN_FULL_FRAME_Z)
+    found = _present(z, full_frame_z)
     payload_ok = found and crc16(value, 48) == check
     video_id, match_z = None, 0.0
     if deployment_id is not None and video_ids:

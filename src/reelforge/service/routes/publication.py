@@ -3,6 +3,7 @@ retract), the public `/v1/gallery`, and `/share/{token}` links that work without
 approved or publisher-published videos are public; the rules are in publication.py."""
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -84,25 +85,21 @@ def shared_video(token: str, session: SessionDep, request: Request, storage: Sto
     if wants_html(request):
         viewer = optional_viewer(request, session)
         public, _ = storage.variant(video.id, "public")
-        report = _checked(public, video.id, settings.home) if public.is_file() else None
+        report = _checked(str(public), public.stat().st_mtime_ns, video.id, settings.home) if public.is_file() else None
         return share_page(request, viewer, video, creator, str(request.url_for("shared_content", token=token)), report)
     return _item(request, video, creator)
 
 
-_CHECKED: dict[tuple[str, int], object] = {}  # (video id, file mtime) -> report: a check takes seconds
-
-
-def _checked(path, video_id: str, home):
-    """The provenance report of a public file, checked once per version of the file."""
+@lru_cache(maxsize=256)
+def _checked(path: str, mtime_ns: int, video_id: str, home):
+    """The provenance report of a public file, checked once per version of the file (`mtime_ns` is
+    in the key for that): a check takes seconds."""
     from ...media.provenance import ProvenanceError, load_identity, verify
-    key = (video_id, path.stat().st_mtime_ns)
-    if key not in _CHECKED:
-        identity = load_identity(home)
-        try:
-            _CHECKED[key] = verify(path, identity.trust_pem, identity.deployment_id, [video_id])
-        except ProvenanceError:
-            return None
-    return _CHECKED[key]
+    identity = load_identity(home)
+    try:
+        return verify(path, identity.trust_pem, identity.deployment_id, [video_id])
+    except ProvenanceError:
+        return None
 
 
 @router.get("/share/{token}/content", name="shared_content")
