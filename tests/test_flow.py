@@ -83,3 +83,24 @@ def test_staggered_sampler_reaches_the_data_with_later_frames_lagging():
     assert torch.allclose(out, x0, atol=1e-4)
     assert all((t[:-1] <= t[1:]).all() for t in levels)  # frame 0 always at least as clean as frame 4
     assert levels[0].tolist() == [1.0] * 5 and levels[-1][0] == 0 and levels[-1][-1] > 0
+
+
+def test_self_conditioned_sampling_feeds_each_step_the_guided_estimate_of_the_step_before():
+    from types import SimpleNamespace
+
+    from reelforge.flow.guidance import sampling_velocity
+    seen = []
+
+    class Model:
+        cfg = SimpleNamespace(self_condition=True)
+
+        def __call__(self, x, t, text_tokens, self_cond):
+            seen.append(self_cond[:1].clone())
+            return text_tokens.sum(dim=(1, 2)).view(-1, 1) + 0 * x
+    text = {"text_tokens": torch.tensor([[[0.0]], [[1.0]]])}
+    velocity = sampling_velocity(Model(), text, guidance=3.0)
+    x, t = torch.ones(1, 1), torch.full((1,), 0.5)
+    v = velocity(x, t)
+    velocity(x, t)
+    assert torch.equal(seen[0], torch.zeros(1, 1))  # the first step has no estimate yet
+    assert torch.allclose(seen[1], x - 0.5 * v)  # then x0 = x_t - t v of the guided velocity

@@ -181,3 +181,14 @@ def test_preconditioned_model_takes_per_frame_levels_like_one_level():
 def test_unknown_prediction_is_refused():
     with pytest.raises(ValueError, match="prediction must be"):
         dataclasses.replace(TINY_DIT, prediction="noise")
+
+
+def test_self_conditioned_transformer_reads_its_previous_estimate_and_zeros_by_default():
+    model = VideoTransformer(dataclasses.replace(TINY_DIT, self_condition=True))
+    torch.nn.init.normal_(model.proj_out.weight, std=0.1)
+    x, t, text = torch.randn(1, 4, 3, 16, 16), torch.full((1,), 0.5), _text(1)
+    plain = model(x, t, **text)
+    assert torch.equal(plain, model(x, t, **text, self_cond=torch.zeros_like(x)))
+    assert not torch.allclose(plain, model(x, t, **text, self_cond=torch.randn_like(x)))
+    with pytest.raises(ValueError, match="without self-conditioning"):
+        VideoTransformer(TINY_DIT)(x, t, **text, self_cond=x)

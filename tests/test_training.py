@@ -178,3 +178,20 @@ def test_decoder_finetune_keeps_the_encoder_and_its_latent_space(tiny_model_dir,
         assert same == (name.startswith("encoder.") or name.startswith("latents_")), name
     with pytest.raises(ValueError, match="init_from"):
         train_autoencoder(AutoencoderTrainConfig(run_dir=str(tmp_path / "bad"), train_encoder=False))
+
+
+def test_self_conditioned_training_starts_from_plain_weights_as_the_same_model(tiny_bank, tiny_model_dir, tmp_path):
+    model = {**json.loads((tiny_model_dir / "transformer.json").read_text()), "self_condition": True}
+    cfg = TransformerTrainConfig(run_dir=str(tmp_path / "run"), bank=tiny_bank.run_dir, steps=2, batch_size=4, warmup=1,
+                                 checkpoint_every=2, log_every=1, lr=1e-9, model=model,
+                                 init_from=str(tiny_model_dir / "transformer.safetensors"))
+    lines = []
+    train_transformer(cfg, lines.append)
+    assert any("no self-conditioning input" in line for line in lines)
+    losses = [float(line.split("loss ")[1].split()[0]) for line in lines if line.startswith("step ")]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    start = load_file(str(tiny_model_dir / "transformer.safetensors"))["patch_embed.weight"].float()
+    trained = load_file(str(tmp_path / "run" / "model.safetensors"))["patch_embed.weight"].float()
+    inputs = start.shape[1]
+    assert trained.shape[1] == 2 * inputs  # latents, then the estimate
+    assert torch.allclose(trained[:, :inputs], start, atol=1e-4) and trained[:, inputs:].abs().max() < 1e-4

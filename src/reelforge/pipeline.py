@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 
-from .delivery import Enhancers, deliver_frames, resize_video, retime
+from .delivery import Delivery, Enhancers, resize_video, retime
 from .flow.cache import first_block_cache
-from .flow.guidance import guided_velocity
+from .flow.guidance import sampling_velocity
 from .flow.objective import interpolate
 from .flow.samplers import SAMPLERS, denoise, make_scheduler
 from .models.autoencoder import AutoencoderConfig, VideoAutoencoder
@@ -84,12 +84,40 @@ class PipelineConfig:
             raise CheckpointError(str(e)) from None
 
 
-@dataclass
 class VideoOutput:
-    frames: np.ndarray  # (T, H, W, 3) uint8
-    fps: float
-    seed: int
-    settings: dict = field(default_factory=dict)
+    """A generated video: uint8 frames (T, H, W, 3), or a `Delivery` that makes them on demand.
+    `frames` makes them all (once); `chunks()` hands them on a few at a time, which is how the
+    CLI encodes a long 1080p clip without holding it whole."""
+
+    def __init__(self, frames: np.ndarray | None, fps: float, seed: int, settings: dict | None = None,
+                 delivery: Delivery | None = None):
+        if frames is None and delivery is None:
+            raise ValueError("a VideoOutput needs frames or a delivery that makes them")
+        self._frames, self.delivery = frames, delivery
+        self.fps, self.seed, self.settings = fps, seed, settings or {}
+
+    @property
+    def frames(self) -> np.ndarray:
+        if self._frames is None:
+            self._frames = self.delivery.frames()
+        return self._frames
+
+    @property
+    def count(self) -> int:
+        return len(self._frames) if self._frames is not None else self.delivery.count
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return (self._frames.shape[2], self._frames.shape[1]) if self._frames is not None else self.delivery.size
+
+    def chunks(self, chunk: int = 16):
+        """uint8 (n, H, W, 3) pieces in order; made as they are asked for when not made yet."""
+        if self._frames is not None:
+            for i in range(0, len(self._frames), chunk):
+                yield self._frames[i:i + chunk]
+        else:
+            yield from self.delivery.chunks(chunk)
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -301,10 +329,11 @@ class Pipeline:
         latents = torch.randn(shape, generator=generator)  # (1, C, t, h, w)
         # 4. Denoise; known frames (a start image, the end of a video to extend) ride their exact path.
         scheduler = make_scheduler(sampler, steps, cfg.shift, frames=latent_frames)
+        model_velocity = sampling_velocity(self.transformer, text_kwargs, guidance, cfg.guidance_interval)
 
         def velocity(x, t):
             if prefix is None:
-                return guided_velocity(self.transformer, x, t, text_kwargs, guidance, cfg.guidance_interval)
+                return model_velocity(x, t)
             p = prefix.shape[2]
             x = x.clone()
             if cfg.clean_context:
@@ -313,7 +342,7 @@ class Pipeline:
                 t[:, :p] = 0.0
             else:
                 x[:, :, :p] = interpolate(prefix, prefix_noise, t[:, :p] if t.dim() == 2 else t)
-            v = guided_velocity(self.transformer, x, t, text_kwargs, guidance, cfg.guidance_interval)
+            v = model_velocity(x, t)
             v[:, :, :p] = prefix_noise - prefix  # the known frames ride their exact path
             return v
 
@@ -335,6 +364,6 @@ class Pipeline:
         """Re-time and resize (3, T, H, W) in [-1, 1] to what was asked, as uint8 frames."""
         frames = ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()  # (T, H, W, 3)
         size = size or (frames.shape[2], frames.shape[1])
-        out = deliver_frames(frames, source_fps, fps, seconds, size, self.enhancers)
         settings = {**settings, "size": f"{size[0]}x{size[1]}"}
-        return VideoOutput(frames=out, fps=fps, seed=settings["seed"], settings=settings)
+        return VideoOutput(None, fps, settings["seed"], settings,
+                           delivery=Delivery(frames, source_fps, fps, seconds, size, self.enhancers))

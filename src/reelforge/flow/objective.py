@@ -44,3 +44,18 @@ def flow_loss(model, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, wei
         return error.flatten(1).mean(1)
     weight = weight.float().expand_as(error)
     return (error * weight).flatten(1).sum(1) / weight.flatten(1).sum(1)
+
+
+def self_condition_input(model, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, use: torch.Tensor,
+                         **cond) -> torch.Tensor:
+    """What a self-conditioned model sees beside x_t while it trains: for the rows where `use` (B,)
+    is set, its own clean-clip estimate from a pass without gradients (as the sampler's previous
+    step would give it); zeros elsewhere, as at the sampler's first step (Chen et al. 2023)."""
+    estimate = torch.zeros_like(x0)
+    if use.any():
+        rows = use.nonzero().flatten()
+        x_t = interpolate(x0[rows], noise[rows], t[rows])
+        with torch.no_grad():
+            v = model(x_t, t[rows], **{name: value[rows] for name, value in cond.items()})
+        estimate[rows] = (x_t - expand_t(t[rows], x_t) * v).to(estimate.dtype)
+    return estimate

@@ -39,6 +39,11 @@ class TransformerConfig(JsonConfig):
     # residual on x_t. The loss and its minimiser are unchanged.
     prediction: str = "velocity"
     sigma_data: float = 1.0  # the latents' standard deviation (measured on the bank: 1.07)
+    # Self-conditioning (Chen et al. 2023, "Analog Bits"): the model also sees its own clean-clip
+    # estimate from the sampler's previous step (zeros at the first). Measured on the shipped model:
+    # by t = 0.9 each token had committed to "object" or "not object" from its own noise; with the
+    # previous estimate as input, every step can see where the whole clip's objects already are.
+    self_condition: bool = False
 
     def __post_init__(self):
         if self.prediction not in ("velocity", "preconditioned"):
@@ -144,7 +149,8 @@ class VideoTransformer(nn.Module, CacheMixin):
         self.cfg = cfg
         d = cfg.dim
         pt, ph, pw = cfg.patch
-        self.patch_embed = nn.Linear(cfg.in_channels * pt * ph * pw, d)
+        inputs = 2 * cfg.in_channels if cfg.self_condition else cfg.in_channels  # latents, then the estimate
+        self.patch_embed = nn.Linear(inputs * pt * ph * pw, d)
         self.time_embed = nn.Sequential(nn.Linear(256, d), nn.SiLU(), nn.Linear(d, d))
         self.pooled_embed = nn.Linear(cfg.text_dim, d)
         self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.GELU(approximate="tanh"), nn.Linear(d, d))
@@ -184,11 +190,18 @@ class VideoTransformer(nn.Module, CacheMixin):
         return x.reshape(b, c, grid[0] * pt, grid[1] * ph, grid[2] * pw)
 
     def forward(self, latents: torch.Tensor, t: torch.Tensor, text_tokens: torch.Tensor,
-                text_mask: torch.Tensor, text_pooled: torch.Tensor) -> torch.Tensor:
+                text_mask: torch.Tensor, text_pooled: torch.Tensor,
+                self_cond: torch.Tensor | None = None) -> torch.Tensor:
         """latents (B, C, T, H, W), t in [0, 1] shaped (B,) or per latent frame (B, T) (diffusion
         forcing: clean frames condition noisy ones), text_tokens (B, L, 384), text_mask (B, L),
-        text_pooled (B, 384) -> velocity (B, C, T, H, W)."""
-        x, grid = self.patchify(latents)
+        text_pooled (B, 384), self_cond: the previous clean-clip estimate (B, C, T, H, W), for a
+        self-conditioned model only (None: zeros) -> velocity (B, C, T, H, W)."""
+        if self.cfg.self_condition:
+            x, grid = self.patchify(torch.cat([latents, torch.zeros_like(latents) if self_cond is None else self_cond], 1))
+        elif self_cond is not None:
+            raise ValueError("self_cond given to a model trained without self-conditioning")
+        else:
+            x, grid = self.patchify(latents)
         x = self.patch_embed(x)  # (B, N, d)
         freqs = rope_frequencies(grid, self.cfg.rope_split, x.device)
         b = x.shape[0]

@@ -25,7 +25,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from ..flow.guidance import guided_velocity
+from ..flow.guidance import sampling_velocity
 from ..flow.objective import flow_loss, sample_t
 from ..flow.samplers import denoise, make_scheduler
 from ..models.text_encoder import TextEncoder
@@ -51,11 +51,12 @@ def teacher_latents(teacher: VideoTransformer, text_encoder: TextEncoder, captio
                     steps: int, guidance: float, sampler: str, shift: float,
                     interval: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
     """What the teacher's sampler makes of `noise` (B, C, t, h, w) for `captions`, all in one batch."""
-    text = text_encoder([""] * len(captions) + captions)  # unconditional rows first, as guided_velocity reads
+    text = text_encoder([""] * len(captions) + captions)  # unconditional rows first, as guided_velocity reads them
     text_kwargs = {"text_tokens": text.tokens, "text_mask": text.mask, "text_pooled": text.pooled}
     scheduler = make_scheduler(sampler, steps, shift, frames=noise.shape[2])
     with torch.autocast(noise.device.type, dtype=torch.bfloat16):
-        return denoise(lambda x, t: guided_velocity(teacher, x, t, text_kwargs, guidance, interval).float(),
+        velocity = sampling_velocity(teacher, text_kwargs, guidance, interval)
+        return denoise(lambda x, t: velocity(x, t).float(),
                        noise.clone(), scheduler).float()
 
 

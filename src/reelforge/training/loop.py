@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from safetensors.torch import load_file
 
-from ..flow.objective import flow_loss, sample_t
+from ..flow.objective import flow_loss, sample_t, self_condition_input
 from ..models.text_encoder import TextEncoder
 from ..models.transformer import TransformerConfig, VideoTransformer
 from ..world.captions import caption
 from ..world.factors import ClipFactors
 from .bank import load_autoencoder, load_bank
-from .checkpoint import load_weights, resume, save_training_state
+from .checkpoint import resume, save_training_state
 from .config import TransformerTrainConfig
 from .step import StepBudget, apply_gradients, set_lr, training_device
 from .masks import bank_object_masks
@@ -64,8 +65,15 @@ def _source(cfg: TransformerTrainConfig, device: torch.device, log: Callable[[st
 
 def _init_from(model: VideoTransformer, path: Path, log: Callable[[str], None]) -> None:
     """Start from trained weights; when they predicted something else (velocity vs clean sample),
-    the last layer's output changes meaning, so it restarts at zero as adaLN-Zero starts it."""
-    load_weights(model, path)
+    the last layer's output changes meaning, so it restarts at zero as adaLN-Zero starts it. Weights
+    without self-conditioning start a self-conditioned model with zero weights on the new input,
+    so it begins as exactly the model it came from."""
+    state = load_file(str(path))
+    embed, wanted = state["patch_embed.weight"], model.patch_embed.weight
+    if embed.shape[1] < wanted.shape[1]:
+        state["patch_embed.weight"] = torch.cat([embed, embed.new_zeros(embed.shape[0], wanted.shape[1] - embed.shape[1])], 1)
+        log(f"{path} had no self-conditioning input; its weights on it start at zero")
+    model.load_state_dict(state)
     sidecar = path.with_suffix(".json")
     was = (TransformerConfig.from_dict(json.loads(sidecar.read_text())) if sidecar.exists() else TransformerConfig()).prediction
     if was != model.cfg.prediction:
@@ -115,9 +123,12 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
             t = sample_t(cfg.batch_size, generator)  # (B,)
         t = t.to(device)
         noise = torch.randn(x0.shape, generator=noise_generator, device=device)
+        cond = {"text_tokens": text.tokens, "text_mask": text.mask, "text_pooled": text.pooled}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            per_sample = flow_loss(model, x0, t, noise, weight, text_tokens=text.tokens, text_mask=text.mask,
-                                   text_pooled=text.pooled)
+            if model_cfg.self_condition:  # half the rows see their own estimate, half zeros (a first step)
+                use = torch.rand(cfg.batch_size, generator=generator) < 0.5
+                cond["self_cond"] = self_condition_input(model, x0, noise, t, use.to(device), **cond)
+            per_sample = flow_loss(model, x0, t, noise, weight, **cond)
         loss = per_sample.mean()
         grad_norm = apply_gradients(model, optimizer, loss, ema, cfg.ema_decay if step > cfg.warmup else 0.0)
         step += 1
