@@ -22,7 +22,6 @@ torch.set_num_threads(2)
 seconds, size, fps, mode, prompt = float(sys.argv[1]), sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5]
 model = sys.argv[6] or None
 t0 = time.perf_counter()
-from reelforge.delivery import deliver_frames
 from reelforge.long import Shot, generate_long, seam_ratio
 from reelforge.media.provenance import load_identity, write_marked
 from reelforge.pipeline import Pipeline, parse_size
@@ -36,33 +35,34 @@ elif mode == "turbo":  # a model without one: 8 Euler steps + First Block Cache
 os.environ["REELFORGE_HOME"] = tempfile.mkdtemp()
 identity = load_identity()
 t1 = time.perf_counter()
-native = generate_long(pipe, [Shot(0.0, prompt)], seconds, seed=0, **kwargs)  # model size and rate
+video = generate_long(pipe, [Shot(0.0, prompt)], seconds, fps=fps, size=parse_size(size), seed=0, **kwargs)
 t2 = time.perf_counter()
-frames = deliver_frames(native.frames, native.fps, fps, seconds, parse_size(size), pipe.enhancers)
 out = os.path.join(tempfile.mkdtemp(), "long.mp4")
-write_marked(frames, out, fps, "mp4", native.settings, {}, "bench_long", identity, in_place=True)  # as the CLI does
+# As the CLI does: delivered, marked and encoded a chunk at a time.
+write_marked(video.chunks(), out, fps, "mp4", video.settings, {}, "bench_long", identity, in_place=True)
 t3 = time.perf_counter()
-boundaries = native.settings["window_boundaries"]
-analysis = analyze(native.frames, native.fps)
+native_frames, native_fps = video.delivery.source, video.delivery.source_fps  # the model's own frames
+boundaries = [round(b * native_fps / fps) for b in video.settings["window_boundaries"]]
+analysis = analyze(native_frames, native_fps)
 main = analysis.main
 colors = main.frame_colors if main else []
 shapes = [s for s in (main.frame_shapes if main else []) if s is not None]
 top_color = max(set(colors), key=colors.count) if colors else None
 top_shape = max(set(shapes), key=shapes.count) if shapes else None
 window_motions = []
-edges = [0] + boundaries + [len(native.frames)]
+edges = [0] + boundaries + [len(native_frames)]
 for a, b in zip(edges, edges[1:]):
-    m = analyze(native.frames[a:b], native.fps).main
+    m = analyze(native_frames[a:b], native_fps).main
     window_motions.append(m.motion if m else None)
 print(json.dumps({
-    "seconds": seconds, "size": size, "fps": fps, "mode": mode, "windows": native.settings["windows"],
+    "seconds": seconds, "size": size, "fps": fps, "mode": mode, "windows": video.settings["windows"],
     "generate_s": t2 - t1, "deliver_encode_s": t3 - t2, "total_s": t3 - t1, "load_s": t1 - t0,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    "frames": int(frames.shape[0]), "color": top_color, "shape": top_shape,
+    "frames": video.count, "color": top_color, "shape": top_shape,
     "color_frames": colors.count(top_color) / len(colors) if colors else 0.0,
     "shape_frames": shapes.count(top_shape) / max(1, len(main.frame_shapes)) if main else 0.0,
     "window_motions": window_motions,
-    "seam_ratio": seam_ratio(native.frames, [round(b) for b in boundaries]),
+    "seam_ratio": seam_ratio(native_frames, [round(b) for b in boundaries]),
 }))
 """
 

@@ -129,3 +129,43 @@ def test_uint8_resize_matches_the_float_bicubic_it_replaced():
     slow = F.interpolate(small, size=(270, 480), mode="bicubic", align_corners=False, antialias=True)
     slow = ((slow.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.int16)
     assert fast.shape == (2, 270, 480, 3) and np.abs(fast - slow).max() <= 2
+
+
+def test_fan_out_feeds_every_consumer_the_same_chunks_once():
+    from reelforge.media.encode import fan_out
+    made, got = [], [[], []]
+
+    def chunks():
+        for i in range(7):
+            made.append(i)
+            yield np.full((2, 4, 4, 3), i, np.uint8)
+    fan_out(chunks(), [lambda parts, k=k: got[k].extend(int(p[0, 0, 0, 0]) for p in parts) for k in range(2)])
+    assert made == list(range(7)) and got == [made, made]
+
+
+def test_fan_out_stops_when_a_consumer_fails_and_tells_the_others_when_the_frames_stop():
+    from reelforge.media.encode import FanOutAborted, fan_out
+    aborted = []
+
+    def broken(parts):
+        next(iter(parts))
+        raise OSError("disk full")
+
+    def patient(parts):
+        try:
+            for _ in parts:
+                pass
+        except FanOutAborted:
+            aborted.append(True)
+            raise
+    with pytest.raises(OSError, match="disk full"):
+        fan_out((np.zeros((1, 2, 2, 3), np.uint8) for _ in range(100)), [broken, patient])
+    assert aborted == [True]
+
+    def failing():
+        yield np.zeros((1, 2, 2, 3), np.uint8)
+        raise ValueError("decoder broke")
+    aborted.clear()
+    with pytest.raises(ValueError, match="decoder broke"):
+        fan_out(failing(), [patient])
+    assert aborted == [True]

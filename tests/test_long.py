@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reelforge.delivery import deliver_frames
+from reelforge.delivery import Delivery, deliver_frames
 from reelforge.long import Shot, generate_long, parse_storyboard, prompt_at, seam_ratio, window_plan
 from reelforge.pipeline import InputError
 
@@ -64,3 +64,15 @@ def test_delivery_in_chunks_matches_the_size_and_never_stretches():
     assert out.shape == (24, 72, 128, 3)
     bar_width = (out[0, 36, :, 0] > 128).sum()
     assert 14 <= bar_width <= 18  # 8 px at 2x, cropped rather than stretched horizontally
+
+
+def test_a_long_clip_is_delivered_piece_by_piece_without_ever_being_held_whole(tiny_pipeline, monkeypatch):
+    video = generate_long(tiny_pipeline, [Shot(0.0, "a red ball")], seconds=9, fps=12, size=(96, 54), seed=1, steps=2)
+    expected = deliver_frames(video.delivery.source, video.delivery.source_fps, 12, 9, (96, 54), tiny_pipeline.enhancers)
+
+    def whole(*args, **kwargs):
+        raise AssertionError("the whole clip was made at once")
+    monkeypatch.setattr(Delivery, "frames", whole)
+    pieces = list(video.chunks(chunk=10))
+    assert video.count == 108 and video.size == (96, 54)
+    assert max(len(p) for p in pieces) == 10 and np.array_equal(np.concatenate(pieces), expected)

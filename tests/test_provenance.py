@@ -179,3 +179,16 @@ def test_watermark_found_in_a_cropped_still_of_either_sign(index):
     result = watermark.detect(still, 8.0)
     assert result.found, result.pilot_z
     assert result.crop[0] > 0.04  # the search found the cut, at whichever sign the frame carries
+
+
+def test_a_clip_marked_and_written_in_uneven_pieces_is_the_clip_marked_whole(home, tmp_path):
+    frames = np.concatenate([clip(9), clip(10)])  # 64 frames, 8 s: the mark flips 16 times
+    whole = watermark.embed(frames, 8.0, "dep", "vid")
+    pieces = [frames[a:b].copy() for a, b in [(0, 5), (5, 21), (21, 22), (22, 64)]]
+    assert np.array_equal(np.concatenate(list(watermark.embed_chunks(iter(pieces), 8.0, "dep", "vid"))), whole)
+    identity = load_identity()
+    path = write_marked((p for p in pieces), tmp_path / "streamed.mp4", 8.0, None, SETTINGS, {}, "vid_streamed", identity)
+    written, fps, _ = read_video(path)
+    assert written.shape == frames.shape and fps == 8.0
+    report = verify(path)
+    assert report.verified and report.watermark_found

@@ -110,11 +110,12 @@ def generate(prompt, output, seconds, storyboard, fps, size, seed, steps, guidan
                 video = pipe(prompt, negative_prompt=negative, seconds=seconds, fps=fps, size=size_wh, seed=seed,
                              steps=steps, guidance=guidance, sampler=sampler, on_step=on_step,
                              cache_threshold=cache_threshold)
-        write_marked(video.frames, path, video.fps, fmt, video.settings, video.metadata,
+        # Delivered, marked and encoded a chunk at a time: a long 1080p clip is never held whole.
+        write_marked(video.chunks(), path, video.fps, fmt, video.settings, video.metadata,
                      video_id=f"cli_{uuid.uuid4().hex[:16]}", identity=identity, visible=visible_mark, in_place=True)
     except (InputError, OutputError) as e:
         fail(str(e))
-    click.echo(f"wrote {path} ({video.frames.shape[0]} frames, {video.frames.shape[2]}x{video.frames.shape[1]}, "
+    click.echo(f"wrote {path} ({video.count} frames, {video.size[0]}x{video.size[1]}, "
                f"{video.fps:g} fps, seed {video.seed})")
 
 

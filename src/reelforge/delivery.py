@@ -3,7 +3,8 @@
 More frames per second come from the learned frame interpolator (in-between frames, not repeats)
 and larger sizes from the learned 4x upscaler followed by a resize; without those networks (a
 model directory that lacks them) delivery falls back to nearest-frame re-timing and bicubic.
-Work goes `chunk` frames at a time, so a 1080p clip never exists as floats all at once.
+Work goes `chunk` frames at a time, so a 1080p clip never exists as floats all at once, and
+`Delivery.chunks` hands the frames on as they are made, so an encoder need never hold them all.
 """
 from __future__ import annotations
 
@@ -86,31 +87,59 @@ def _in_between(frames: np.ndarray, first, second, t, interpolator: FrameInterpo
     return a
 
 
-@torch.no_grad()
+@dataclass
+class Delivery:
+    """The model's uint8 frames (T, h, w, 3) at `source_fps`, to be delivered as exactly
+    round(seconds * fps) frames at `size`: made `chunk` frames at a time on demand, so a caller that
+    encodes as it goes never holds the whole output (a 40 s 1080p clip is 6 GB of uint8)."""
+    source: np.ndarray
+    source_fps: float
+    fps: float
+    seconds: float
+    size: tuple[int, int]  # (width, height)
+    enhancers: Enhancers | None = None
+
+    @property
+    def count(self) -> int:
+        return max(1, round(self.seconds * self.fps))
+
+    @torch.no_grad()
+    def chunks(self, chunk: int = 16):
+        """uint8 (n, H, W, 3) pieces of the output, in order, n <= chunk."""
+        enhancers = self.enhancers or Enhancers()
+        frames, (width, height), count = self.source, self.size, self.count
+        first, second, t = source_positions(count, self.source_fps, self.fps, len(frames))
+        crop_h, crop_w = crop_to_aspect(torch.empty(frames.shape[1], frames.shape[2]), self.size).shape
+        upscale = enhancers.upscaler is not None and height >= UPSCALE_FROM * crop_h and width >= UPSCALE_FROM * crop_w
+        for i in range(0, count, chunk):
+            # One frame of context either side, so the upscaler sees true neighbours across chunks.
+            lo, hi = max(0, i - 1), min(count, i + chunk + 1)
+            part = _in_between(frames, first[lo:hi], second[lo:hi], t[lo:hi], enhancers.interpolator)  # (n, 3, H, W)
+            part = crop_to_aspect(part, self.size)
+            core = slice(i - lo, i - lo + min(chunk, count - i))
+            if upscale:
+                before = part[core.start - 1:core.start] if core.start > 0 else None
+                after = part[core.stop:core.stop + 1] if core.stop < len(part) else None
+                part = enhancers.upscaler(part[core], before, after)
+            else:
+                part = part[core]
+            yield _resize_uint8(part, self.size)
+
+    def frames(self, chunk: int = 16) -> np.ndarray:
+        """The whole output at once, (count, H, W, 3) uint8."""
+        width, height = self.size
+        out = np.empty((self.count, height, width, 3), np.uint8)
+        done = 0
+        for part in self.chunks(chunk):
+            out[done:done + len(part)] = part
+            done += len(part)
+        return out
+
+
 def deliver_frames(frames: np.ndarray, source_fps: float, fps: float, seconds: float, size: tuple[int, int],
                    enhancers: Enhancers | None = None, chunk: int = 16) -> np.ndarray:
     """uint8 frames (T, H, W, 3) at source_fps -> exactly round(seconds * fps) frames at `size`."""
-    enhancers = enhancers or Enhancers()
-    count = max(1, round(seconds * fps))
-    first, second, t = source_positions(count, source_fps, fps, len(frames))
-    width, height = size
-    crop_h, crop_w = crop_to_aspect(torch.empty(frames.shape[1], frames.shape[2]), size).shape
-    upscale = enhancers.upscaler is not None and height >= UPSCALE_FROM * crop_h and width >= UPSCALE_FROM * crop_w
-    out = np.empty((count, height, width, 3), np.uint8)
-    for i in range(0, count, chunk):
-        # One frame of context either side, so the upscaler sees true neighbours across chunks.
-        lo, hi = max(0, i - 1), min(count, i + chunk + 1)
-        part = _in_between(frames, first[lo:hi], second[lo:hi], t[lo:hi], enhancers.interpolator)  # (n, 3, H, W)
-        part = crop_to_aspect(part, size)
-        core = slice(i - lo, i - lo + min(chunk, count - i))
-        if upscale:
-            before = part[core.start - 1:core.start] if core.start > 0 else None
-            after = part[core.stop:core.stop + 1] if core.stop < len(part) else None
-            part = enhancers.upscaler(part[core], before, after)
-        else:
-            part = part[core]
-        out[i:i + len(part)] = _resize_uint8(part, size)
-    return out
+    return Delivery(frames, source_fps, fps, seconds, size, enhancers).frames(chunk)
 
 
 def _resize_uint8(part: torch.Tensor, size: tuple[int, int]) -> np.ndarray:

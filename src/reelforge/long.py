@@ -5,7 +5,8 @@ the video so far held fixed in latent space (`Pipeline.extend`, temporal inpaint
 mechanism that serves the API's extensions), so the object, its colour, position and motion carry
 across the join; its prompt is whatever the storyboard says at the window's start. All windows
 run at the model's size and frame rate; only the finished clip is re-timed and resized, a few
-frames at a time, so memory grows with the output's frames alone and time with the length.
+frames at a time as the caller asks for them (`VideoOutput.chunks`), so a caller that encodes as
+it goes holds the small model-rate clip and one chunk of output, and time grows with the length.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .delivery import deliver_frames
+from .delivery import Delivery
 from .pipeline import InputError, Pipeline, VideoOutput
 
 MAX_LONG_SECONDS = 120.0
@@ -97,14 +98,14 @@ def generate_long(pipe: Pipeline, shots: list[Shot], seconds: float, fps: float 
                             seed=base_seed + k, **common)
         if on_window:
             on_window(k + 1, len(plan))
-    frames = deliver_frames(video.frames, native_fps, fps, seconds, size or bucket, pipe.enhancers)
+    delivery = Delivery(video.frames, native_fps, fps, seconds, size or bucket, pipe.enhancers)
     scale = fps / native_fps
     settings = {**video.settings, "prompt": shots[0].prompt, "seed": base_seed, "seconds": seconds, "fps": fps,
-                "size": f"{frames.shape[2]}x{frames.shape[1]}", "windows": len(plan),
+                "size": f"{delivery.size[0]}x{delivery.size[1]}", "windows": len(plan),
                 "storyboard": [[s.start, s.prompt] for s in shots] if len(shots) > 1 else None,
                 "window_boundaries": [round(b * scale) for b in boundaries]}
     settings.pop("extended_from_frames", None)
-    return VideoOutput(frames=frames, fps=fps, seed=base_seed, settings=settings)
+    return VideoOutput(None, fps, base_seed, settings, delivery=delivery)  # delivered when asked for
 
 
 def seam_ratio(frames: np.ndarray, boundaries: list[int]) -> float:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import watermark
-from .encode import check_output_path, write_bytes_atomic, write_video
+from .encode import as_chunks, check_output_path, write_bytes_atomic, write_video
 
 GENERATOR = "ReelForge"
 SIGNED_FORMATS = {"mp4": "video/mp4", "gif": "image/gif", "png": "image/png"}  # c2pa cannot embed in WebM
@@ -180,22 +180,22 @@ def visible_mark(frames: np.ndarray, text: str = "AI · ReelForge") -> np.ndarra
     return out
 
 
-def write_marked(frames: np.ndarray, path: str | os.PathLike, fps: float, fmt: str | None, settings: dict,
+def write_marked(frames, path: str | os.PathLike, fps: float, fmt: str | None, settings: dict,
                  metadata: dict[str, str], video_id: str, identity: Identity, visible: bool = False,
                  in_place: bool = False) -> Path:
-    """Watermark, optionally label, encode and sign: the way every output is written. `in_place`
-    marks `frames` themselves, for callers done with the unmarked picture (a long 1080p clip
-    would otherwise exist twice)."""
-    in_place = in_place and frames.flags.writeable
-    marked = watermark.embed(frames, fps, identity.deployment_id, video_id, out=frames if in_place else None)
-    return write_signed(visible_mark(marked) if visible else marked, path, fps, fmt, settings, metadata,
-                        video_id, identity)
+    """Watermark, optionally label, encode and sign: the way every output is written. `frames`:
+    uint8 (T, H, W, 3), or pieces of it in order (`VideoOutput.chunks()`), marked and encoded as
+    they come, so a long 1080p clip is never held whole. `in_place` marks the frames themselves,
+    for callers done with the unmarked picture."""
+    marked = watermark.embed_chunks(as_chunks(frames), fps, identity.deployment_id, video_id, in_place=in_place)
+    return write_signed((visible_mark(part) for part in marked) if visible else marked, path, fps, fmt, settings,
+                        metadata, video_id, identity)
 
 
-def write_signed(marked: np.ndarray, path: str | os.PathLike, fps: float, fmt: str | None, settings: dict,
+def write_signed(marked, path: str | os.PathLike, fps: float, fmt: str | None, settings: dict,
                  metadata: dict[str, str], video_id: str, identity: Identity) -> Path:
-    """Encode frames that already carry the watermark and sign the file (MP4, GIF, PNG). Atomic:
-    the file appears complete and signed, or not at all."""
+    """Encode frames that already carry the watermark (whole, or pieces in order) and sign the
+    file (MP4, GIF, PNG). Atomic: the file appears complete and signed, or not at all."""
     path, fmt = check_output_path(path, fmt)
     if fmt not in SIGNED_FORMATS:
         return write_video(marked, path, fps, fmt, metadata=metadata)

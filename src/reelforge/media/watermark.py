@@ -37,6 +37,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .encode import as_chunks
+
 KEY = "reelforge-watermark-v1"  # public: anyone may check a file, so the pattern is not a secret
 PAYLOAD_BITS = 64
 MAX_FREQ = 6  # cycles per frame: survives H.264 and halving the size
@@ -136,11 +138,12 @@ def pattern(height: int, width: int, bits: np.ndarray) -> np.ndarray:
     return (cy * a[:, None]).T @ cx - (sy * a[:, None]).T @ sx + (cy * b[:, None]).T @ sx + (sy * b[:, None]).T @ cx
 
 
-def _signs(count: int, fps: float, phase: float = 0.0) -> np.ndarray:
-    """+1 or -1 for each frame by its time: the mark flips every BLOCK_SECONDS. A picture that
-    stays still (most of every frame here) then cancels out of the detector's flip-weighted sum,
-    and times, not frame numbers, carry the flips through a change of frame rate."""
-    times = np.arange(count) / fps + phase
+def _signs(count: int, fps: float, phase: float = 0.0, start: int = 0) -> np.ndarray:
+    """+1 or -1 for each of `count` frames from frame `start` by its time: the mark flips every
+    BLOCK_SECONDS. A picture that stays still (most of every frame here) then cancels out of the
+    detector's flip-weighted sum, and times, not frame numbers, carry the flips through a change
+    of frame rate."""
+    times = np.arange(start, start + count) / fps + phase
     return np.where(np.floor(times / BLOCK_SECONDS) % 2 == 0, 1.0, -1.0)
 
 
@@ -150,14 +153,31 @@ def embed(frames: np.ndarray, fps: float, deployment_id: str, video_id: str, chu
     `chunk` frames at a time, so a long 1080p clip never exists as floats all at once. `out` may be
     `frames` itself (marking in place). Torch, not numpy: its kernels use every core (measured at
     1080p: 0.23 s a frame in numpy)."""
-    import torch
-    t, h, w, _ = frames.shape
-    mark = torch.from_numpy(pattern(h, w, payload_bits(deployment_id, video_id)).astype(np.float32))  # (H, W)
-    signs = torch.from_numpy(_signs(t, fps).astype(np.float32))
     out = np.empty_like(frames) if out is None else out
-    for i in range(0, t, chunk):
-        out[i:i + chunk] = _add_mark(torch.from_numpy(frames[i:i + chunk]), signs[i:i + chunk, None, None] * mark).numpy()
+    done = 0
+    for part in embed_chunks(as_chunks(frames, chunk), fps, deployment_id, video_id, in_place=out is frames):
+        if out is not frames:
+            out[done:done + len(part)] = part
+        done += len(part)
     return out
+
+
+def embed_chunks(chunks, fps: float, deployment_id: str, video_id: str, in_place: bool = False):
+    """The same mark over a clip that arrives in pieces: uint8 (n, H, W, 3) chunks in order in,
+    marked chunks out, each as it comes (a caller encoding as it goes never holds the clip)."""
+    import torch
+    mark, start = None, 0
+    for part in chunks:
+        if mark is None:  # the pattern depends on the frame size alone
+            mark = torch.from_numpy(pattern(part.shape[1], part.shape[2],
+                                            payload_bits(deployment_id, video_id)).astype(np.float32))  # (H, W)
+        signs = torch.from_numpy(_signs(len(part), fps, start=start).astype(np.float32))
+        marked = _add_mark(torch.from_numpy(part), signs[:, None, None] * mark).numpy()
+        if in_place and part.flags.writeable:
+            part[...] = marked
+            marked = part
+        start += len(part)
+        yield marked
 
 
 def _add_mark(pixels, signed):

@@ -80,10 +80,16 @@ class Storage:
         return orphans
 
 
+def preview_indexes(count: int) -> np.ndarray:
+    """The frames of a `count`-frame clip that its previews show: up to SPRITE_FRAMES, evenly spaced.
+    Given just these, `write_previews` makes the same sheet (and a middle thumbnail)."""
+    return np.linspace(0, count - 1, min(SPRITE_FRAMES, count)).round().astype(int)
+
+
 def sprite_sheet(frames: np.ndarray) -> np.ndarray:
     """Up to SPRITE_FRAMES evenly spaced frames in rows of SPRITE_COLUMNS: (rows*H, cols*W, 3)."""
-    count = min(SPRITE_FRAMES, len(frames))
-    picks = frames[np.linspace(0, len(frames) - 1, count).round().astype(int)]  # (N, H, W, 3)
+    picks = frames[preview_indexes(len(frames))]  # (N, H, W, 3)
+    count = len(picks)
     columns = min(SPRITE_COLUMNS, count)
     rows = math.ceil(count / columns)
     _, h, w, c = picks.shape

@@ -14,9 +14,10 @@ from ...flow.samplers import Cancelled
 from ...long import WINDOW_SECONDS, Shot, generate_long, window_plan
 from ...media.decode import read_video
 from ...media import watermark
+from ...media.encode import fan_out
 from ...media.provenance import Identity, visible_mark, write_signed
 from ...pipeline import Pipeline, VideoOutput
-from ..storage import VARIANTS, Storage
+from ..storage import VARIANTS, Storage, preview_indexes
 from .base import JobSpec
 
 DENOISE_SHARE = 90  # percent of progress for the denoising steps; encoding takes the rest
@@ -76,10 +77,22 @@ def _segments(seconds: float, longest: float, fps: float) -> list[float]:
 
 
 def render_files(storage: Storage, video_id: str, video: VideoOutput, identity: Identity) -> None:
-    """The MP4 (watermarked, with a signed manifest naming this video), thumbnail and sprite sheet."""
+    """The MP4 (watermarked, with a signed manifest naming this video), its labelled public copy,
+    thumbnail and sprite sheet. The frames are delivered, marked (once, for both copies) and
+    encoded a chunk at a time: a 20 s 1080p clip is 3 GB of uint8, and was held three times over."""
     storage.folder(video_id).mkdir(parents=True, exist_ok=True)
-    marked = watermark.embed(video.frames, video.fps, identity.deployment_id, video_id)  # once, for both copies
-    for variant, frames in (("video", marked), ("public", visible_mark(marked))):  # the gallery's copy wears a label
-        write_signed(frames, storage.path(video_id, VARIANTS[variant][0]), video.fps, "mp4", video.settings,
-                     video.metadata, video_id, identity)
-    storage.write_previews(video_id, video.frames)
+    picks, previews = set(preview_indexes(video.count).tolist()), {}
+
+    def marked_chunks():
+        done = 0
+        for part in watermark.embed_chunks(video.chunks(), video.fps, identity.deployment_id, video_id, in_place=True):
+            previews.update((done + i, part[i].copy()) for i in range(len(part)) if done + i in picks)
+            done += len(part)
+            yield part
+
+    def writer(variant: str, visible: bool):  # the gallery's copy wears a label
+        return lambda parts: write_signed((visible_mark(p) for p in parts) if visible else parts,
+                                          storage.path(video_id, VARIANTS[variant][0]), video.fps, "mp4",
+                                          video.settings, video.metadata, video_id, identity)
+    fan_out(marked_chunks(), [writer("video", False), writer("public", True)])
+    storage.write_previews(video_id, np.stack([previews[i] for i in sorted(previews)]))
