@@ -192,3 +192,25 @@ def test_self_conditioned_transformer_reads_its_previous_estimate_and_zeros_by_d
     assert not torch.allclose(plain, model(x, t, **text, self_cond=torch.randn_like(x)))
     with pytest.raises(ValueError, match="without self-conditioning"):
         VideoTransformer(TINY_DIT)(x, t, **text, self_cond=x)
+
+
+@pytest.mark.parametrize("grid", [(2, 4, 4), (2, 4, 7), (1, 7, 4)])
+def test_absolute_positions_are_measured_from_the_frame_centre_in_world_units(grid):
+    from reelforge.models.transformer import position_features
+    t, h, w = grid
+    features = position_features(grid, (1, 4, 4), "cpu").view(t, h, w, 3, 2, 4)  # (t, y, x), (coord, sin/cos, freq)
+    mirrored = features.flip(2)  # the column mirrored about the centre
+    assert torch.allclose(mirrored[..., 2, 0, :], -features[..., 2, 0, :], atol=1e-6)  # sin of x flips sign
+    assert torch.allclose(mirrored[..., 2, 1, :], features[..., 2, 1, :], atol=1e-6)
+    # one unit is the shorter side: neighbouring tokens are 4 / (4 * min(h, w)) units apart
+    x = torch.atan2(features[0, 0, :, 2, 0, 0], features[0, 0, :, 2, 1, 0]) / torch.pi
+    assert torch.allclose(x.diff(), torch.full((w - 1,), 1 / min(h, w)), atol=1e-5)
+
+
+def test_a_model_with_absolute_positions_tells_the_centre_from_the_edge():
+    model = VideoTransformer(dataclasses.replace(TINY_DIT, absolute_positions=True))
+    torch.nn.init.normal_(model.pos_embed.weight, std=0.5)
+    torch.nn.init.normal_(model.proj_out.weight, std=0.1)
+    x = torch.zeros(1, 4, 1, 16, 16)  # the same content at every token
+    v = model(x, torch.full((1,), 1.0), **_text(1))
+    assert not torch.allclose(v[..., 6:10, 6:10].mean(), v[..., :2, :2].mean(), atol=1e-4)

@@ -180,14 +180,16 @@ def test_decoder_finetune_keeps_the_encoder_and_its_latent_space(tiny_model_dir,
         train_autoencoder(AutoencoderTrainConfig(run_dir=str(tmp_path / "bad"), train_encoder=False))
 
 
-def test_self_conditioned_training_starts_from_plain_weights_as_the_same_model(tiny_bank, tiny_model_dir, tmp_path):
-    model = {**json.loads((tiny_model_dir / "transformer.json").read_text()), "self_condition": True}
+def test_self_conditioned_training_with_absolute_positions_starts_from_plain_weights_as_the_same_model(tiny_bank, tiny_model_dir, tmp_path):
+    model = {**json.loads((tiny_model_dir / "transformer.json").read_text()), "self_condition": True,
+             "absolute_positions": True}
     cfg = TransformerTrainConfig(run_dir=str(tmp_path / "run"), bank=tiny_bank.run_dir, steps=2, batch_size=4, warmup=1,
                                  checkpoint_every=2, log_every=1, lr=1e-9, model=model,
                                  init_from=str(tiny_model_dir / "transformer.safetensors"))
     lines = []
     train_transformer(cfg, lines.append)
     assert any("no self-conditioning input" in line for line in lines)
+    assert any("no absolute positions; they start at zero" in line for line in lines)
     losses = [float(line.split("loss ")[1].split()[0]) for line in lines if line.startswith("step ")]
     assert len(losses) == 2 and all(np.isfinite(losses))
     start = load_file(str(tiny_model_dir / "transformer.safetensors"))["patch_embed.weight"].float()

@@ -44,6 +44,13 @@ class TransformerConfig(JsonConfig):
     # by t = 0.9 each token had committed to "object" or "not object" from its own noise; with the
     # previous estimate as input, every step can see where the whole clip's objects already are.
     self_condition: bool = False
+    # Where a token sits in the frame (in the world's units from the centre, so every aspect ratio
+    # agrees) and which latent frame it is, added to the tokens. Rotary positions are relative
+    # only: measured on the shipped model (same seed, prompts differing in one word), changing
+    # the shape moved the sampled latents by 0.11 and the motion by 0.05, against 0.72 for the
+    # colour and 0.91 for another seed. From noise alone no token can tell it is at the centre,
+    # where a still object belongs, or at the edge a leftward one starts from.
+    absolute_positions: bool = False
 
     def __post_init__(self):
         if self.prediction not in ("velocity", "preconditioned"):
@@ -69,6 +76,23 @@ def rope_frequencies(grid: tuple[int, int, int], split: tuple[int, int, int], de
         parts.append(angles.view(shape).expand(*grid, channels // 2))
     angles = torch.cat(parts, dim=-1).reshape(-1, sum(split) // 2)  # (N, head_dim/2)
     return torch.polar(torch.ones_like(angles), angles)
+
+
+POSITION_FREQS = (1.0, 2.0, 4.0, 8.0)  # x pi: a unit-wide frame holds 0.5 to 4 periods
+
+
+def position_features(grid: tuple[int, int, int], patch: tuple[int, int, int], device) -> torch.Tensor:
+    """Fourier features (N, 24) of each token's centre: x and y in units of the frame's shorter
+    side from its centre (the world's coordinates), and time as latent frame / 16."""
+    t, h, w = grid
+    _, ph, pw = patch
+    unit = min(h * ph, w * pw)
+    ys = ((torch.arange(h, device=device) + 0.5) * ph - h * ph / 2) / unit
+    xs = ((torch.arange(w, device=device) + 0.5) * pw - w * pw / 2) / unit
+    ts = torch.arange(t, device=device).float() / 16
+    coords = torch.stack(torch.meshgrid(ts, ys, xs, indexing="ij"), -1).reshape(-1, 3)  # (N, 3): t, y, x
+    angles = math.pi * coords[:, :, None] * torch.tensor(POSITION_FREQS, device=device)  # (N, 3, 4)
+    return torch.cat([angles.sin(), angles.cos()], -1).flatten(1)
 
 
 def apply_rope(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
@@ -151,6 +175,8 @@ class VideoTransformer(nn.Module, CacheMixin):
         pt, ph, pw = cfg.patch
         inputs = 2 * cfg.in_channels if cfg.self_condition else cfg.in_channels  # latents, then the estimate
         self.patch_embed = nn.Linear(inputs * pt * ph * pw, d)
+        if cfg.absolute_positions:
+            self.pos_embed = nn.Linear(6 * len(POSITION_FREQS), d)
         self.time_embed = nn.Sequential(nn.Linear(256, d), nn.SiLU(), nn.Linear(d, d))
         self.pooled_embed = nn.Linear(cfg.text_dim, d)
         self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.GELU(approximate="tanh"), nn.Linear(d, d))
@@ -169,6 +195,8 @@ class VideoTransformer(nn.Module, CacheMixin):
         # adaLN-Zero: every residual branch and the output start at zero.
         nn.init.zeros_(self.t_modulation[-1].weight)
         nn.init.zeros_(self.proj_out.weight)
+        if self.cfg.absolute_positions:  # starts as the model without them (init_from keeps that true)
+            nn.init.zeros_(self.pos_embed.weight)
         for block in self.blocks:
             nn.init.zeros_(block.cross.out.weight)
 
@@ -203,6 +231,8 @@ class VideoTransformer(nn.Module, CacheMixin):
         else:
             x, grid = self.patchify(latents)
         x = self.patch_embed(x)  # (B, N, d)
+        if self.cfg.absolute_positions:
+            x = x + self.pos_embed(position_features(grid, self.cfg.patch, x.device).to(x.dtype))
         freqs = rope_frequencies(grid, self.cfg.rope_split, x.device)
         b = x.shape[0]
         t = t.view(b, -1)  # (B, 1) or (B, T)

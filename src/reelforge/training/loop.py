@@ -66,14 +66,18 @@ def _source(cfg: TransformerTrainConfig, device: torch.device, log: Callable[[st
 def _init_from(model: VideoTransformer, path: Path, log: Callable[[str], None]) -> None:
     """Start from trained weights; when they predicted something else (velocity vs clean sample),
     the last layer's output changes meaning, so it restarts at zero as adaLN-Zero starts it. Weights
-    without self-conditioning start a self-conditioned model with zero weights on the new input,
-    so it begins as exactly the model it came from."""
+    without self-conditioning (or absolute positions) start a model with them at zero on the new
+    input, so it begins as exactly the model it came from."""
     state = load_file(str(path))
     embed, wanted = state["patch_embed.weight"], model.patch_embed.weight
     if embed.shape[1] < wanted.shape[1]:
         state["patch_embed.weight"] = torch.cat([embed, embed.new_zeros(embed.shape[0], wanted.shape[1] - embed.shape[1])], 1)
         log(f"{path} had no self-conditioning input; its weights on it start at zero")
-    model.load_state_dict(state)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not name.startswith("pos_embed.") for name in missing):
+        raise ValueError(f"{path} does not fit this model: missing {missing}, unexpected {unexpected}")
+    if missing:
+        log(f"{path} had no absolute positions; they start at zero")
     sidecar = path.with_suffix(".json")
     was = (TransformerConfig.from_dict(json.loads(sidecar.read_text())) if sidecar.exists() else TransformerConfig()).prediction
     if was != model.cfg.prediction:
