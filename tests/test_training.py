@@ -15,7 +15,9 @@ from reelforge.flow.objective import flow_loss
 from reelforge.training.bank import build_bank, load_bank
 from reelforge.training.config import BankConfig, TransformerTrainConfig
 from reelforge.training.data import draw_clip
-from reelforge.training.loop import train_transformer
+from reelforge.models.transformer import TransformerConfig, VideoTransformer
+from reelforge.training.loop import _param_groups, train_transformer
+from reelforge.training.step import set_lr
 from reelforge.training.masks import latent_object_mask
 from reelforge.world.factors import WorldError
 from reelforge.world.render import render
@@ -197,3 +199,14 @@ def test_self_conditioned_training_with_absolute_positions_starts_from_plain_wei
     inputs = start.shape[1]
     assert trained.shape[1] == 2 * inputs  # latents, then the estimate
     assert torch.allclose(trained[:, :inputs], start, atol=1e-4) and trained[:, inputs:].abs().max() < 1e-4
+
+
+def test_position_layer_learns_at_its_multiple_of_the_schedule(tiny_model_dir):
+    model_cfg = {**json.loads((tiny_model_dir / "transformer.json").read_text()), "absolute_positions": True}
+    model = VideoTransformer(TransformerConfig.from_dict(model_cfg))
+    optimizer = torch.optim.AdamW(_param_groups(model, 10.0), lr=1.0)
+    lr = set_lr(optimizer, 1e-3, step=200, warmup=10, steps=1000)
+    rest, positions = optimizer.param_groups
+    assert rest["lr"] == lr and positions["lr"] == 10 * lr
+    assert {id(p) for p in positions["params"]} == {id(p) for p in model.pos_embed.parameters()}
+    assert len(rest["params"]) + len(positions["params"]) == len(list(model.parameters()))

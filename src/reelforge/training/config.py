@@ -66,6 +66,9 @@ class TransformerTrainConfig:
     frame_t_prob: float = 0.0
     # Weights (safetensors) to start a fresh run from, e.g. an earlier stage's EMA; ignored on resume.
     init_from: str = ""
+    # Learning-rate multiple for the absolute-position layer: it starts at zero in a fine-tune, and
+    # at the trained layers' rate it was measured to stay near zero (weights ~0.003 after 575 steps).
+    position_lr_scale: float = 1.0
     device: str = "cpu"  # or "cuda", or "auto" (cuda where there is one)
     # When > 0, the step count is fitted (after warm-up) to end training in this many seconds; `steps`
     # is then an upper bound. For lent GPU time, whose rate is unknown beforehand.

@@ -86,6 +86,12 @@ def _init_from(model: VideoTransformer, path: Path, log: Callable[[str], None]) 
         log(f"{path} predicted {was}; output layer reset to predict {model.cfg.prediction}")
 
 
+def _param_groups(model: VideoTransformer, position_lr_scale: float) -> list[dict]:
+    positions = [p for name, p in model.named_parameters() if name.startswith("pos_embed.")]
+    rest = [p for name, p in model.named_parameters() if not name.startswith("pos_embed.")]
+    return [{"params": rest}] + ([{"params": positions, "lr_scale": position_lr_scale}] if positions else [])
+
+
 def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = lambda s: None) -> Path:
     torch.manual_seed(cfg.seed)
     device = training_device(cfg.device)
@@ -97,7 +103,8 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
     model.to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
     log(f"transformer: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {device}")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg.position_lr_scale), lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
     step = resume(run_dir, model, optimizer, log, ema)
     if not step and cfg.init_from:
         log(f"initialised from {cfg.init_from}")

@@ -19,10 +19,11 @@ def training_device(name: str) -> torch.device:
 
 
 def set_lr(optimizer, peak: float, step: int, warmup: int, steps: int) -> float:
-    """Linear warm-up to `peak`, then a cosine down to 10% of it at `steps`."""
+    """Linear warm-up to `peak`, then a cosine down to 10% of it at `steps`; a group with an
+    `lr_scale` gets that multiple of it."""
     lr = peak * min(1.0, (step + 1) / warmup) * (0.55 + 0.45 * math.cos(math.pi * step / steps))
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
     return lr
 
 
