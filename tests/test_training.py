@@ -115,14 +115,20 @@ def test_training_with_object_weight_runs_resumes_and_starts_from_given_weights(
     assert max((start[k] - trained[k]).abs().max().item() for k in start) < 0.05
 
 
-def test_starting_a_preconditioned_model_from_velocity_weights_restarts_only_its_output_layer(tiny_bank, tiny_model_dir,
-                                                                                                 tmp_path):
-    model = {**json.loads((tiny_model_dir / "transformer.json").read_text()), "prediction": "preconditioned"}
-    cfg = TransformerTrainConfig(run_dir=str(tmp_path / "run"), bank=tiny_bank.run_dir, steps=1, batch_size=2, warmup=1,
-                                 checkpoint_every=1, log_every=1, lr=1e-9, model=model,
+def _finetune_at_no_rate(tiny_bank, tiny_model_dir, tmp_path, steps: int, **model_changes) -> list[str]:
+    """Train the tiny model, changed as given, from its own weights at a negligible rate; the log."""
+    model = {**json.loads((tiny_model_dir / "transformer.json").read_text()), **model_changes}
+    cfg = TransformerTrainConfig(run_dir=str(tmp_path / "run"), bank=tiny_bank.run_dir, steps=steps, batch_size=2 * steps,
+                                 warmup=1, checkpoint_every=steps, log_every=1, lr=1e-9, model=model,
                                  init_from=str(tiny_model_dir / "transformer.safetensors"))
     lines = []
     train_transformer(cfg, lines.append)
+    return lines
+
+
+def test_starting_a_preconditioned_model_from_velocity_weights_restarts_only_its_output_layer(tiny_bank, tiny_model_dir,
+                                                                                                 tmp_path):
+    lines = _finetune_at_no_rate(tiny_bank, tiny_model_dir, tmp_path, 1, prediction="preconditioned")
     assert any("output layer reset to predict preconditioned" in line for line in lines)
     start = load_file(str(tiny_model_dir / "transformer.safetensors"))
     trained = load_file(str(tmp_path / "run" / "model.safetensors"))
@@ -183,13 +189,7 @@ def test_decoder_finetune_keeps_the_encoder_and_its_latent_space(tiny_model_dir,
 
 
 def test_self_conditioned_training_with_absolute_positions_starts_from_plain_weights_as_the_same_model(tiny_bank, tiny_model_dir, tmp_path):
-    model = {**json.loads((tiny_model_dir / "transformer.json").read_text()), "self_condition": True,
-             "absolute_positions": True}
-    cfg = TransformerTrainConfig(run_dir=str(tmp_path / "run"), bank=tiny_bank.run_dir, steps=2, batch_size=4, warmup=1,
-                                 checkpoint_every=2, log_every=1, lr=1e-9, model=model,
-                                 init_from=str(tiny_model_dir / "transformer.safetensors"))
-    lines = []
-    train_transformer(cfg, lines.append)
+    lines = _finetune_at_no_rate(tiny_bank, tiny_model_dir, tmp_path, 2, self_condition=True, absolute_positions=True)
     assert any("no self-conditioning input" in line for line in lines)
     assert any("no absolute positions; they start at zero" in line for line in lines)
     losses = [float(line.split("loss ")[1].split()[0]) for line in lines if line.startswith("step ")]
