@@ -28,6 +28,7 @@ from _common import print_table, write_results  # noqa: E402
 
 from reelforge.models.transformer import TransformerConfig, VideoTransformer  # noqa: E402
 from reelforge.pipeline import Pipeline, load_module  # noqa: E402
+from reelforge.training.data import frames_to_tensor  # noqa: E402
 from reelforge.world.captions import caption  # noqa: E402
 from reelforge.world.factors import ClipFactors, ObjectFactors  # noqa: E402
 from reelforge.world.render import render  # noqa: E402
@@ -44,18 +45,9 @@ def factors(color, shape, motion, background, seed=0) -> ClipFactors:
 
 
 def sampled_latents(pipe: Pipeline, prompt: str, seed: int) -> torch.Tensor:
-    """The latents the pipeline decodes, caught on their way to the decoder."""
+    """The latents the pipeline decodes: those after the sampler's last step (its on_step callback)."""
     caught = {}
-    decode = pipe.autoencoder.decode
-
-    def catch(latents):
-        caught["latents"] = latents.clone()
-        return decode(latents)
-    pipe.autoencoder.decode = catch
-    try:
-        pipe(prompt, seed=seed)
-    finally:
-        pipe.autoencoder.decode = decode
+    pipe(prompt, seed=seed, on_step=lambda i, t, latents: caught.update(latents=latents.clone()))
     return caught["latents"]
 
 
@@ -80,9 +72,8 @@ def layout_from_text(pipe: Pipeline, draws: int = 32) -> float:
     rng = random.Random(1)
     shares = []
     for color, shape, motion, background in CENTRED:
-        renders = np.stack([render(factors(color, shape, motion, background, seed), 64, 64, 8.0, 33)
-                            for seed in range(draws)])  # (N, 33, 64, 64, 3)
-        video = torch.from_numpy(renders).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
+        video = torch.stack([frames_to_tensor(render(factors(color, shape, motion, background, seed), 64, 64, 8.0, 33))
+                             for seed in range(draws)])  # (N, 3, 33, 64, 64)
         data_mean = pipe.autoencoder.encode(video).mean(0)  # (C, t, h, w)
         text = pipe.text_encoder([caption(factors(color, shape, motion, background), rng)] * draws)
         noise = torch.randn(draws, *data_mean.shape, generator=torch.Generator().manual_seed(0))

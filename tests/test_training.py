@@ -12,13 +12,13 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from reelforge.flow.objective import flow_loss
+from reelforge.models.transformer import TransformerConfig, VideoTransformer
 from reelforge.training.bank import build_bank, load_bank
 from reelforge.training.config import BankConfig, TransformerTrainConfig
 from reelforge.training.data import draw_clip
-from reelforge.models.transformer import TransformerConfig, VideoTransformer
 from reelforge.training.loop import _param_groups, train_transformer
-from reelforge.training.step import set_lr
 from reelforge.training.masks import latent_object_mask
+from reelforge.training.step import set_lr
 from reelforge.world.factors import WorldError
 from reelforge.world.render import render
 
