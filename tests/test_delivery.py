@@ -169,3 +169,17 @@ def test_fan_out_stops_when_a_consumer_fails_and_tells_the_others_when_the_frame
     with pytest.raises(ValueError, match="decoder broke"):
         fan_out(failing(), [patient])
     assert aborted == [True]
+
+
+def test_relative_upscale_loss_is_each_runs_error_over_bicubics():
+    from reelforge.training.enhance import _upscale_loss
+    model = VideoUpscaler(UpscalerConfig(channels=8, blocks=1))  # zero tail: exactly bicubic
+    gen = torch.Generator().manual_seed(0)
+    low = torch.rand(2, 3, 3, 6, 6, generator=gen) - 0.5  # no overshoot past [-1, 1] to clamp
+    high = torch.nn.functional.interpolate(low.flatten(0, 1), scale_factor=4, mode="bicubic").unflatten(0, (2, 3))
+    high = high + 0.2 * torch.randn(high.shape, generator=gen)  # bicubic's error
+    high[1] = 3 * high[1] - 2 * torch.nn.functional.interpolate(low[1], scale_factor=4, mode="bicubic")  # 9x the error
+    plain, relative = _upscale_loss(model, low, high), _upscale_loss(model, low, high, relative=True)
+    # Bicubic itself scores 1 on every run, however large its error there; plain error differs by run.
+    assert relative.item() == pytest.approx(1.0, abs=0.02)
+    assert plain.item() == pytest.approx(5 * 0.04, rel=0.1)

@@ -104,3 +104,14 @@ def test_self_conditioned_sampling_feeds_each_step_the_guided_estimate_of_the_st
     velocity(x, t)
     assert torch.equal(seen[0], torch.zeros(1, 1))  # the first step has no estimate yet
     assert torch.allclose(seen[1], x - 0.5 * v)  # then x0 = x_t - t v of the guided velocity
+
+
+def test_shifted_noise_levels_move_towards_noise_and_keep_their_order():
+    from reelforge.flow.objective import sample_t
+    plain = sample_t(20000, torch.Generator().manual_seed(0))
+    shifted = sample_t(20000, torch.Generator().manual_seed(0), shift=3.0)
+    assert torch.all((shifted >= plain) & (shifted <= 1))
+    order = torch.argsort(plain)
+    assert torch.all(shifted[order].diff() >= -1e-6)  # the same order, up to float rounding
+    # A sampler's first steps run above t = 0.9: shift 3 trains there about 3x as often.
+    assert (shifted > 0.9).float().mean() > 2.5 * (plain > 0.9).float().mean()

@@ -95,11 +95,18 @@ def interpolation_triples(rng: random.Random, clips: int, autoencoder: VideoAuto
     return torch.cat(firsts), torch.cat(seconds), torch.cat(ts), torch.cat(truths)
 
 
-def _upscale_loss(model: VideoUpscaler, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-    out = torch.cat([model(run) for run in low])  # each run (9, 3, h, w) keeps its own neighbours
+def _upscale_loss(model: VideoUpscaler, low: torch.Tensor, high: torch.Tensor, relative: bool = False) -> torch.Tensor:
+    """Mean squared error over the runs (N, 9, 3, h, w), or with `relative` the mean of each run's
+    error over bicubic's (1 = no better than bicubic)."""
     # Squared error only: with an L1 term the sign of every near-zero error in flat areas pushed
     # back and forth, and the networks learned nothing (measured: loss flat over 500 steps).
-    return (out - high.flatten(0, 1)).pow(2).mean()
+    errors = torch.stack([(model(run) - truth).pow(2).mean() for run, truth in zip(low, high)])  # (N,)
+    if not relative:
+        return errors.mean()
+    with torch.no_grad():
+        bicubic = F.interpolate(low.flatten(0, 1), scale_factor=model.cfg.scale, mode="bicubic", align_corners=False)
+        floor = (bicubic.clamp(-1, 1) - high.flatten(0, 1)).pow(2).unflatten(0, low.shape[:2]).mean((1, 2, 3, 4))
+    return (errors / (floor + 1e-4)).mean()  # 1e-4: a run bicubic already gets right (~46 dB) cannot dominate
 
 
 def motion_mask(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
@@ -136,7 +143,7 @@ def train_enhancer(cfg: EnhanceTrainConfig, log: Callable[[str], None] = lambda 
             group["lr"] = lr
         if cfg.stage == "upscaler":
             loss = _upscale_loss(model, *upscale_pairs(rng, cfg.clips_per_step, model_cfg.scale, autoencoder,
-                                                       cfg.degrade_prob, cfg.crop))
+                                                       cfg.degrade_prob, cfg.crop), cfg.relative_loss)
         else:
             loss = _interp_loss(model, *interpolation_triples(rng, cfg.clips_per_step, autoencoder, cfg.degrade_prob,
                                                               cfg.crop))

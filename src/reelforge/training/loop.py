@@ -129,9 +129,9 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
         captions = ["" if rng.random() < cfg.text_dropout else caption(f, rng) for f in factors]
         text = text_encoder(captions)
         if rng.random() < cfg.frame_t_prob:
-            t = sample_t(cfg.batch_size * x0.shape[2], generator).view(cfg.batch_size, x0.shape[2])  # (B, T)
+            t = sample_t(cfg.batch_size * x0.shape[2], generator, shift=cfg.t_shift).view(cfg.batch_size, x0.shape[2])  # (B, T)
         else:
-            t = sample_t(cfg.batch_size, generator)  # (B,)
+            t = sample_t(cfg.batch_size, generator, shift=cfg.t_shift)  # (B,)
         t = t.to(device)
         noise = torch.randn(x0.shape, generator=noise_generator, device=device)
         cond = {"text_tokens": text.tokens, "text_mask": text.mask, "text_pooled": text.pooled}
