@@ -171,14 +171,15 @@ def test_stream_buffer_turns_over_and_keeps_every_bucket(tiny_model_dir):
     assert latents.shape[1:3] == (4, 3) and masks.dtype == torch.bool and masks.any()
 
 
-def test_decoder_finetune_keeps_the_encoder_and_its_latent_space(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("temporal_weight", [0.0, 1.0])
+def test_decoder_finetune_keeps_the_encoder_and_its_latent_space(tiny_model_dir, tmp_path, temporal_weight):
     from reelforge.training.autoencoder import train_autoencoder
     from reelforge.training.config import AutoencoderTrainConfig
 
     start = tiny_model_dir / "autoencoder.safetensors"
     cfg = AutoencoderTrainConfig(run_dir=str(tmp_path / "dec"), init_from=str(start), train_encoder=False, steps=3,
                                  batch_size=2, num_frames=5, width=32, height=32, latent_noise_max=0.4,
-                                 checkpoint_every=3, log_every=1)
+                                 temporal_weight=temporal_weight, checkpoint_every=3, log_every=1)
     before, after = load_file(str(start)), load_file(str(train_autoencoder(cfg)))
     for name, value in before.items():
         same = torch.equal(value, after[name])
@@ -186,6 +187,17 @@ def test_decoder_finetune_keeps_the_encoder_and_its_latent_space(tiny_model_dir,
         assert same == (name.startswith("encoder.") or name.startswith("latents_")), name
     with pytest.raises(ValueError, match="init_from"):
         train_autoencoder(AutoencoderTrainConfig(run_dir=str(tmp_path / "bad"), train_encoder=False))
+
+
+def test_temporal_reconstruction_loss_penalises_an_error_that_jumps_not_one_that_holds_still():
+    from reelforge.training.autoencoder import reconstruction_loss
+
+    video = torch.zeros(1, 3, 9, 8, 8)
+    video[:, 0, :, 2:5, 2:5] = 1.0  # an object, weighted as objects are
+    steady = video + 0.1
+    jumping = video + 0.1 * torch.tensor([1.0, -1.0] * 4 + [1.0]).view(1, 1, 9, 1, 1)  # the same size of error
+    assert reconstruction_loss(steady, video) == pytest.approx(reconstruction_loss(jumping, video).item())
+    assert reconstruction_loss(steady, video, 1.0) < 0.6 * reconstruction_loss(jumping, video, 1.0)
 
 
 def test_self_conditioned_training_with_absolute_positions_starts_from_plain_weights_as_the_same_model(tiny_bank, tiny_model_dir, tmp_path):

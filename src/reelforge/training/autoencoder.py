@@ -34,6 +34,25 @@ def _noise_levels(cfg: AutoencoderTrainConfig, latents: torch.Tensor) -> torch.T
     return cfg.latent_noise_max * torch.rand(latents.shape[0], 1, 1, 1, 1)
 
 
+def _weighted_error(out: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    error = (out - target).abs() + (out - target).pow(2)
+    return (weight * error).mean() / weight.mean()
+
+
+def reconstruction_loss(recon: torch.Tensor, video: torch.Tensor, temporal_weight: float = 0.0) -> torch.Tensor:
+    """Error of (B, 3, T, H, W) frames, plus with `temporal_weight` the error in the change from
+    each frame to the next, so that the decoder's errors hold still instead of jumping."""
+    # Objects cover a few percent of each frame but are all that matters to a viewer: pixels
+    # away from the frame's dominant colour weigh 10x.
+    dominant = video.flatten(2).median(dim=2).values[:, :, None, None, None]  # (B, 3, 1, 1, 1)
+    weight = 1 + 9 * ((video - dominant).abs().sum(1, keepdim=True) > 0.3).float()
+    loss = _weighted_error(recon, video, weight)
+    if temporal_weight:
+        pair_weight = torch.maximum(weight[:, :, 1:], weight[:, :, :-1])
+        loss = loss + temporal_weight * _weighted_error(recon.diff(dim=2), video.diff(dim=2), pair_weight)
+    return loss
+
+
 def train_autoencoder(cfg: AutoencoderTrainConfig, log: Callable[[str], None] = lambda s: None) -> Path:
     torch.manual_seed(cfg.seed)
     run_dir = Path(cfg.run_dir)
@@ -63,12 +82,7 @@ def train_autoencoder(cfg: AutoencoderTrainConfig, log: Callable[[str], None] = 
         with torch.autocast("cpu", dtype=torch.bfloat16):
             noisy = latents + _noise_levels(cfg, latents) * latents.detach().std() * torch.randn_like(latents)
             recon = model.decoder(noisy).float()
-        # Objects cover a few percent of each frame but are all that matters to a viewer: pixels
-        # away from the frame's dominant colour weigh 10x.
-        dominant = video.flatten(2).median(dim=2).values[:, :, None, None, None]  # (B, 3, 1, 1, 1)
-        weight = 1 + 9 * ((video - dominant).abs().sum(1, keepdim=True) > 0.3).float()
-        error = (recon - video).abs() + (recon - video).pow(2)
-        loss = (weight * error).mean() / weight.mean() + 1e-4 * latents.float().pow(2).mean()
+        loss = reconstruction_loss(recon, video, cfg.temporal_weight) + 1e-4 * latents.float().pow(2).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
