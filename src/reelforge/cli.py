@@ -168,7 +168,7 @@ def train(config_path, log_path):
 @click.option("--autoencoder", default="runs/autoencoder_decoder/model.safetensors", show_default=True,
               help="The autoencoder (configs/autoencoder.json, then its decoder fine-tuned by "
                    "configs/autoencoder_decoder.json).")
-@click.option("--upscaler", default="runs/upscaler_v2/upscaler.safetensors", show_default=True,
+@click.option("--upscaler", default="runs/upscaler_v3/upscaler.safetensors", show_default=True,
               help="Learned 4x upscaler; 'none' to deliver by resizing.")
 @click.option("--interpolator", default="runs/interpolator/interpolator.safetensors", show_default=True,
               help="Learned frame interpolator; 'none' to re-time by repeating frames.")
