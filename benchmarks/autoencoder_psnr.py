@@ -28,6 +28,11 @@ from reelforge.training.data import render_batch, tensor_to_frames  # noqa: E402
 from reelforge.world.analyzer import analyze  # noqa: E402
 
 
+def latent_boundary_jump(clip: torch.Tensor) -> float:
+    """Seam ratio of a (3, 33, H, W) clip at the first frame of every latent frame after the second."""
+    return seam_ratio(tensor_to_frames(clip), list(range(5, clip.shape[1], 4)))
+
+
 def judge(ae, video, factors, latent_noise: float, generator: torch.Generator) -> dict:
     """PSNR and analyzer agreement of decode(encode(video) + noise): noise in latent standard
     deviations stands in for a diffusion model's imperfect samples."""
@@ -37,8 +42,7 @@ def judge(ae, video, factors, latent_noise: float, generator: torch.Generator) -
         recon.append(ae.decode(latents + latent_noise * torch.randn(latents.shape, generator=generator)))
     recon = torch.cat(recon)
     per_clip = [psnr(recon[i], video[i]) for i in range(len(video))]
-    boundaries = list(range(5, video.shape[2], 4))  # the first frame of every latent frame after the second
-    jumps = [seam_ratio(tensor_to_frames(clip), boundaries) for clip in recon]
+    jumps = [latent_boundary_jump(clip) for clip in recon]
     agree = Counter()
     for i, f in enumerate(factors):
         a = analyze(h264_roundtrip(tensor_to_frames(recon[i])), 8.0)
@@ -69,7 +73,7 @@ def main():
         for sigma in args.latent_noise:
             runs[f"{weights} @ noise {sigma:g}"] = judge(ae, video, factors, sigma, torch.Generator().manual_seed(args.seed))
     first = runs[f"{args.weights[0]} @ noise {args.latent_noise[0]:g}"]
-    truth_jump = float(np.median([seam_ratio(tensor_to_frames(clip), list(range(5, video.shape[2], 4))) for clip in video]))
+    truth_jump = float(np.median([latent_boundary_jump(clip) for clip in video]))
     result = {"clips": args.clips, **first, "latent_boundary_jump_of_the_renders": truth_jump, "compression": "4x4 space, 4x time, 8 channels: 24x fewer numbers than RGB",
               "runs": runs}
     path = write_results("autoencoder_psnr", result)

@@ -21,10 +21,15 @@ def velocity_target(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     return noise - x0
 
 
+def shift_t(t: torch.Tensor, shift: float) -> torch.Tensor:
+    """Noise levels moved towards t = 1 (SD3's timestep shift); shift 1 leaves them as they are."""
+    return shift * t / (1 + (shift - 1) * t)
+
+
 def sample_t(batch: int, generator: torch.Generator | None = None, uniform_prob: float = 0.5,
              shift: float = 1.0) -> torch.Tensor:
     """Noise levels: logit-normal (SD3) mixed with uniform, then shifted towards noise by `shift`
-    as the sampler's schedule is (t -> shift t / (1 + (shift - 1) t); 1 leaves them as drawn).
+    as the sampler's schedule is (`shift_t`).
 
     Logit-normal alone almost never draws t > 0.9 (1.4% of samples), yet a sampler's first steps
     run there and decide the layout from the text alone; measured here, a model trained that way
@@ -33,8 +38,7 @@ def sample_t(batch: int, generator: torch.Generator | None = None, uniform_prob:
     logit_normal = torch.sigmoid(torch.randn(batch, generator=generator))
     uniform = torch.rand(batch, generator=generator)
     pick = torch.rand(batch, generator=generator) < uniform_prob
-    t = torch.where(pick, uniform, logit_normal)
-    return shift * t / (1 + (shift - 1) * t)
+    return shift_t(torch.where(pick, uniform, logit_normal), shift)
 
 
 def flow_loss(model, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, weight: torch.Tensor | None = None,

@@ -11,6 +11,8 @@ from typing import Callable
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, FlowMatchHeunDiscreteScheduler, UniPCMultistepScheduler
 
+from .objective import shift_t
+
 SAMPLERS = ("euler", "heun", "unipc", "stagger")
 STAGGER_LAG = 0.5  # frame T-1 starts when frame 0 is a third of the way to clean
 
@@ -33,7 +35,7 @@ class StaggeredEulerScheduler:
         progress = torch.linspace(0, 1, steps + 1)[:, None]  # (steps + 1, 1)
         behind = torch.arange(frames)[None] / max(1, frames - 1)  # (1, T): 0 for frame 0, 1 for the last
         t = 1 - (progress * (1 + lag) - lag * behind).clamp(0, 1)  # (steps + 1, T) from 1 to 0
-        self.sigmas = shift * t / (1 + (shift - 1) * t)
+        self.sigmas = shift_t(t, shift)
         self.timesteps = [1000 * self.sigmas[i] for i in range(steps)]
         self._index = 0
 

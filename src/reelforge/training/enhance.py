@@ -95,6 +95,11 @@ def interpolation_triples(rng: random.Random, clips: int, autoencoder: VideoAuto
     return torch.cat(firsts), torch.cat(seconds), torch.cat(ts), torch.cat(truths)
 
 
+def _bicubic(frames: torch.Tensor, scale: int) -> torch.Tensor:
+    """(N, 3, h, w) -> (N, 3, sh, sw) by bicubic, clamped to the frames' range: what the upscaler must beat."""
+    return F.interpolate(frames, scale_factor=scale, mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
 def _upscale_loss(model: VideoUpscaler, low: torch.Tensor, high: torch.Tensor, relative: bool = False) -> torch.Tensor:
     """Mean squared error over the runs (N, 9, 3, h, w), or with `relative` the mean of each run's
     error over bicubic's (1 = no better than bicubic)."""
@@ -104,8 +109,7 @@ def _upscale_loss(model: VideoUpscaler, low: torch.Tensor, high: torch.Tensor, r
     if not relative:
         return errors.mean()
     with torch.no_grad():
-        bicubic = F.interpolate(low.flatten(0, 1), scale_factor=model.cfg.scale, mode="bicubic", align_corners=False)
-        floor = (bicubic.clamp(-1, 1) - high.flatten(0, 1)).pow(2).unflatten(0, low.shape[:2]).mean((1, 2, 3, 4))
+        floor = (_bicubic(low.flatten(0, 1), model.cfg.scale) - high.flatten(0, 1)).pow(2).unflatten(0, low.shape[:2]).mean((1, 2, 3, 4))
     return (errors / (floor + 1e-4)).mean()  # 1e-4: a run bicubic already gets right (~46 dB) cannot dominate
 
 
@@ -176,7 +180,7 @@ def evaluate_upscaler(model: VideoUpscaler, autoencoder: VideoAutoencoder | None
             low, high = upscale_pairs(rng, 1, model.cfg.scale, autoencoder, degrade_prob=prob)
             truth = high[0]
             learned = model(low[0]).clamp(-1, 1)
-            bicubic = F.interpolate(low[0], scale_factor=model.cfg.scale, mode="bicubic", align_corners=False).clamp(-1, 1)
+            bicubic = _bicubic(low[0], model.cfg.scale)
             for method, out in (("learned", learned), ("bicubic", bicubic)):
                 scores[method].append((psnr(out, truth), ssim(out, truth)))
         result[name] = {m: {"psnr_db": sum(p for p, _ in v) / len(v), "ssim": sum(s for _, s in v) / len(v)}
