@@ -69,6 +69,19 @@ def test_guidance_outside_its_interval_runs_the_conditional_branch_alone():
     assert inside.item() == 3.0 and outside.item() == 1.0 and batches == [2, 1]
 
 
+def test_a_weaker_guidance_outside_the_interval_still_runs_both_branches():
+    batches = []
+
+    def model(x, t, text_tokens):
+        batches.append(x.shape[0])
+        return text_tokens.sum(dim=(1, 2)).view(-1, 1) + 0 * x
+    text = {"text_tokens": torch.tensor([[[0.0]], [[1.0]]])}
+    inside = guided_velocity(model, torch.zeros(1, 1), torch.full((1,), 0.5), text, 3.0, interval=(0.2, 0.8), outside=2.0)
+    outside = guided_velocity(model, torch.zeros(1, 1), torch.full((1,), 0.9), text, 3.0, interval=(0.2, 0.8), outside=2.0)
+    capped = guided_velocity(model, torch.zeros(1, 1), torch.full((1,), 0.9), text, 1.5, interval=(0.2, 0.8), outside=2.0)
+    assert (inside.item(), outside.item(), capped.item()) == (3.0, 2.0, 1.5) and batches == [2, 2, 2]
+
+
 def test_staggered_sampler_reaches_the_data_with_later_frames_lagging():
     x0 = torch.randn(1, 2, 5, 3, 3, generator=torch.Generator().manual_seed(1))
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))

@@ -102,6 +102,9 @@ def test_missing_and_corrupt_checkpoints_are_named(tmp_path, tiny_model_dir, tex
     (broken / "pipeline.json").write_text(json.dumps({"guidance_interval": [0.9, 0.2]}))
     with pytest.raises(CheckpointError, match="guidance_interval must be"):
         Pipeline.from_pretrained(broken, text_encoder=text_encoder)
+    (broken / "pipeline.json").write_text(json.dumps({"guidance_outside": 0.5}))
+    with pytest.raises(CheckpointError, match="guidance_outside must be between 1 and guidance"):
+        Pipeline.from_pretrained(broken, text_encoder=text_encoder)
 
 
 def test_guidance_interval_skips_the_unconditional_pass_at_high_noise(tiny_model_dir, tmp_path, text_encoder):

@@ -180,9 +180,11 @@ def train(config_path, log_path):
 @click.option("--clean-context", is_flag=True, help="The transformer was trained with per-frame noise levels "
               "(diffusion forcing): give it known frames clean.")
 @click.option("--guidance-interval", type=(float, float), default=None,
-              help="Noise levels LO HI where guidance applies (conditional branch alone elsewhere).")
+              help="Noise levels LO HI where guidance applies.")
+@click.option("--guidance-outside", type=float, default=None,
+              help="Guidance outside that interval (1: the conditional branch alone).")
 def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, steps, guidance, sampler, clean_context,
-           guidance_interval):
+           guidance_interval, guidance_outside):
     """Assemble a model directory from training runs (fp16 safetensors + configs)."""
     from dataclasses import replace
 
@@ -194,7 +196,8 @@ def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, step
             fail(f"checkpoint {path!r} (with its .json config) does not exist")
     cfg = PipelineConfig(name=name)
     overrides = {k: v for k, v in {"steps": steps, "guidance": guidance, "sampler": sampler,
-                                   "guidance_interval": guidance_interval}.items() if v is not None}
+                                   "guidance_interval": guidance_interval,
+                                   "guidance_outside": guidance_outside}.items() if v is not None}
     if clean_context:
         overrides["clean_context"] = True
     try:

@@ -53,8 +53,10 @@ class PipelineConfig:
     max_seconds: float = 8.0  # longest single window (twice the training length)
     steps: int = 24
     guidance: float = 5.0
-    # Noise levels t where guidance applies; elsewhere the conditional branch runs alone.
+    # Noise levels t where guidance applies; elsewhere it is `guidance_outside` (1: the
+    # conditional branch alone, at half the cost).
     guidance_interval: tuple[float, float] = (0.0, 1.0)
+    guidance_outside: float = 1.0
     sampler: str = "unipc"
     shift: float = 2.0  # timestep shift toward noise: more of the budget where layout is decided
     # The transformer was trained with a noise level per latent frame (diffusion forcing): known
@@ -68,6 +70,8 @@ class PipelineConfig:
         lo, hi = self.guidance_interval
         if not 0 <= lo < hi <= 1:
             raise ValueError(f"guidance_interval must be [lo, hi] with 0 <= lo < hi <= 1, got {[lo, hi]}")
+        if not 1 <= self.guidance_outside <= self.guidance:
+            raise ValueError(f"guidance_outside must be between 1 and guidance ({self.guidance}), got {self.guidance_outside}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "PipelineConfig":
@@ -329,7 +333,8 @@ class Pipeline:
         latents = torch.randn(shape, generator=generator)  # (1, C, t, h, w)
         # 4. Denoise; known frames (a start image, the end of a video to extend) ride their exact path.
         scheduler = make_scheduler(sampler, steps, cfg.shift, frames=latent_frames)
-        model_velocity = sampling_velocity(self.transformer, text_kwargs, guidance, cfg.guidance_interval)
+        model_velocity = sampling_velocity(self.transformer, text_kwargs, guidance, cfg.guidance_interval,
+                                           cfg.guidance_outside)
 
         def velocity(x, t):
             if prefix is None:

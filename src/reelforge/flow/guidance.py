@@ -10,37 +10,40 @@ from .objective import expand_t
 
 def guided_velocity(model, latents: torch.Tensor, t: torch.Tensor, text: dict[str, torch.Tensor],
                     guidance: float, interval: tuple[float, float] = (0.0, 1.0),
-                    self_cond: torch.Tensor | None = None) -> torch.Tensor:
+                    self_cond: torch.Tensor | None = None, outside: float = 1.0) -> torch.Tensor:
     """v_uncond + g (v_cond - v_uncond).
 
     `text` holds the unconditional (negative prompt or empty) rows first, then the conditional
     rows, encoded in one call so both are padded to the same length; with guidance 1 it holds
     the conditional rows alone. Outside `interval` (the noise levels t where guidance applies,
-    Kynkaanniemi et al. 2024) the conditional branch runs alone, at half the cost.
+    Kynkaanniemi et al. 2024) the guidance is `outside` (capped at `guidance`); at 1 the
+    conditional branch runs alone, at half the cost.
     """
     extra = {} if self_cond is None else {"self_cond": self_cond}
     if guidance == 1.0:
         return model(latents, t, **text, **extra)
     if not interval[0] <= float(t.max()) <= interval[1]:
-        return model(latents, t, **{name: rows[rows.shape[0] // 2:] for name, rows in text.items()}, **extra)
+        guidance = min(outside, guidance)
+        if guidance == 1.0:
+            return model(latents, t, **{name: rows[rows.shape[0] // 2:] for name, rows in text.items()}, **extra)
     if self_cond is not None:
         extra = {"self_cond": torch.cat([self_cond, self_cond])}
     v_uncond, v_cond = model(torch.cat([latents, latents]), torch.cat([t, t]), **text, **extra).chunk(2)
     return v_uncond + guidance * (v_cond - v_uncond)
 
 
-def sampling_velocity(model, text: dict[str, torch.Tensor], guidance: float,
-                      interval: tuple[float, float] = (0.0, 1.0)) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def sampling_velocity(model, text: dict[str, torch.Tensor], guidance: float, interval: tuple[float, float] = (0.0, 1.0),
+                      outside: float = 1.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """velocity(latents, t) for one sampling run: guided, and for a self-conditioned model fed the
     guided clean-clip estimate of the call before (zeros at the first), as it was trained."""
     if not getattr(model.cfg, "self_condition", False):
-        return lambda latents, t: guided_velocity(model, latents, t, text, guidance, interval)
+        return lambda latents, t: guided_velocity(model, latents, t, text, guidance, interval, outside=outside)
     estimate = None
 
     def velocity(latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         nonlocal estimate
         previous = torch.zeros_like(latents) if estimate is None else estimate.to(latents.dtype)
-        v = guided_velocity(model, latents, t, text, guidance, interval, self_cond=previous)
+        v = guided_velocity(model, latents, t, text, guidance, interval, self_cond=previous, outside=outside)
         estimate = latents - expand_t(t, latents) * v
         return v
     return velocity

@@ -49,13 +49,13 @@ def _chunk_plan(cfg: DistillConfig, i: int) -> tuple[random.Random, tuple[int, i
 @torch.no_grad()
 def teacher_latents(teacher: VideoTransformer, text_encoder: TextEncoder, captions: list[str], noise: torch.Tensor,
                     steps: int, guidance: float, sampler: str, shift: float,
-                    interval: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
+                    interval: tuple[float, float] = (0.0, 1.0), outside: float = 1.0) -> torch.Tensor:
     """What the teacher's sampler makes of `noise` (B, C, t, h, w) for `captions`, all in one batch."""
     text = text_encoder([""] * len(captions) + captions)  # unconditional rows first, as guided_velocity reads them
     text_kwargs = {"text_tokens": text.tokens, "text_mask": text.mask, "text_pooled": text.pooled}
     scheduler = make_scheduler(sampler, steps, shift, frames=noise.shape[2])
     with torch.autocast(noise.device.type, dtype=torch.bfloat16):
-        velocity = sampling_velocity(teacher, text_kwargs, guidance, interval)
+        velocity = sampling_velocity(teacher, text_kwargs, guidance, interval, outside)
         return denoise(lambda x, t: velocity(x, t).float(),
                        noise.clone(), scheduler).float()
 
@@ -82,7 +82,7 @@ def make_pairs(cfg: DistillConfig, log: Callable[[str], None] = lambda s: None) 
         noise = torch.randn((cfg.chunk, channels, frames, height // 4, width // 4), generator=generator)
         latents = teacher_latents(teacher, text_encoder, captions, noise.to(device), cfg.teacher_steps,
                                   settings.guidance, settings.sampler, settings.shift,
-                                  settings.guidance_interval).cpu()
+                                  settings.guidance_interval, settings.guidance_outside).cpu()
         tmp = path.with_name(f".{path.name}.tmp")
         save_file({"noise": noise.half().contiguous(), "latents": latents.half().contiguous()}, str(tmp),
                   metadata={"captions": json.dumps(captions), "factors": json.dumps([f.to_dict() for f in factors])})
