@@ -57,29 +57,30 @@ def test_guidance_extrapolates_from_the_unconditional_branch():
     assert torch.allclose(v, torch.tensor([[3.0]]))
 
 
-def test_guidance_outside_its_interval_runs_the_conditional_branch_alone():
-    batches = []
-
+def _text_sum_model(batches: list):
+    """velocity = the text row's value (uncond 0, cond 1), so guided output = the guidance used."""
     def model(x, t, text_tokens):
         batches.append(x.shape[0])
         return text_tokens.sum(dim=(1, 2)).view(-1, 1) + 0 * x
+    return model
+
+
+def _guided_at(t: float, guidance: float, batches: list, **kwargs) -> float:
     text = {"text_tokens": torch.tensor([[[0.0]], [[1.0]]])}
-    inside = guided_velocity(model, torch.zeros(1, 1), torch.full((1,), 0.5), text, 3.0, interval=(0.2, 0.8))
-    outside = guided_velocity(model, torch.zeros(1, 1), torch.full((1,), 0.9), text, 3.0, interval=(0.2, 0.8))
-    assert inside.item() == 3.0 and outside.item() == 1.0 and batches == [2, 1]
+    return guided_velocity(_text_sum_model(batches), torch.zeros(1, 1), torch.full((1,), t), text, guidance,
+                           interval=(0.2, 0.8), **kwargs).item()
+
+
+def test_guidance_outside_its_interval_runs_the_conditional_branch_alone():
+    batches = []
+    assert (_guided_at(0.5, 3.0, batches), _guided_at(0.9, 3.0, batches)) == (3.0, 1.0) and batches == [2, 1]
 
 
 def test_a_weaker_guidance_outside_the_interval_still_runs_both_branches():
     batches = []
-
-    def model(x, t, text_tokens):
-        batches.append(x.shape[0])
-        return text_tokens.sum(dim=(1, 2)).view(-1, 1) + 0 * x
-    text = {"text_tokens": torch.tensor([[[0.0]], [[1.0]]])}
-    inside = guided_velocity(model, torch.zeros(1, 1), torch.full((1,), 0.5), text, 3.0, interval=(0.2, 0.8), outside=2.0)
-    outside = guided_velocity(model, torch.zeros(1, 1), torch.full((1,), 0.9), text, 3.0, interval=(0.2, 0.8), outside=2.0)
-    capped = guided_velocity(model, torch.zeros(1, 1), torch.full((1,), 0.9), text, 1.5, interval=(0.2, 0.8), outside=2.0)
-    assert (inside.item(), outside.item(), capped.item()) == (3.0, 2.0, 1.5) and batches == [2, 2, 2]
+    guided = [_guided_at(0.5, 3.0, batches, outside=2.0), _guided_at(0.9, 3.0, batches, outside=2.0),
+              _guided_at(0.9, 1.5, batches, outside=2.0)]  # never above the guidance asked for
+    assert guided == [3.0, 2.0, 1.5] and batches == [2, 2, 2]
 
 
 def test_staggered_sampler_reaches_the_data_with_later_frames_lagging():
