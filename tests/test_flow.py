@@ -49,20 +49,18 @@ def test_unknown_sampler_is_named():
         make_scheduler("ddim", 10)
 
 
-def test_guidance_extrapolates_from_the_unconditional_branch():
-    def model(x, t, text_tokens):
-        return text_tokens.sum(dim=(1, 2)).view(-1, 1) + 0 * x
-    text = {"text_tokens": torch.tensor([[[0.0]], [[1.0]]])}  # uncond row first
-    v = guided_velocity(model, torch.zeros(1, 1), torch.zeros(1), text, guidance=3.0)
-    assert torch.allclose(v, torch.tensor([[3.0]]))
-
-
 def _text_sum_model(batches: list):
     """velocity = the text row's value (uncond 0, cond 1), so guided output = the guidance used."""
     def model(x, t, text_tokens):
         batches.append(x.shape[0])
         return text_tokens.sum(dim=(1, 2)).view(-1, 1) + 0 * x
     return model
+
+
+def test_guidance_extrapolates_from_the_unconditional_branch():
+    text = {"text_tokens": torch.tensor([[[0.0]], [[1.0]]])}  # uncond row first
+    v = guided_velocity(_text_sum_model([]), torch.zeros(1, 1), torch.zeros(1), text, guidance=3.0)
+    assert torch.allclose(v, torch.tensor([[3.0]]))
 
 
 def _guided_at(t: float, guidance: float, batches: list, **kwargs) -> float:

@@ -71,7 +71,8 @@ class PipelineConfig:
         if not 0 <= lo < hi <= 1:
             raise ValueError(f"guidance_interval must be [lo, hi] with 0 <= lo < hi <= 1, got {[lo, hi]}")
         if not 1 <= self.guidance_outside <= self.guidance:
-            raise ValueError(f"guidance_outside must be between 1 and guidance ({self.guidance}), got {self.guidance_outside}")
+            raise ValueError(f"guidance_outside must be between 1 and guidance ({self.guidance}), "
+                             f"got {self.guidance_outside}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "PipelineConfig":

@@ -109,7 +109,8 @@ def _upscale_loss(model: VideoUpscaler, low: torch.Tensor, high: torch.Tensor, r
     if not relative:
         return errors.mean()
     with torch.no_grad():
-        floor = (_bicubic(low.flatten(0, 1), model.cfg.scale) - high.flatten(0, 1)).pow(2).unflatten(0, low.shape[:2]).mean((1, 2, 3, 4))
+        bicubic = _bicubic(low.flatten(0, 1), model.cfg.scale)
+        floor = (bicubic - high.flatten(0, 1)).pow(2).unflatten(0, low.shape[:2]).mean((1, 2, 3, 4))
     return (errors / (floor + 1e-4)).mean()  # 1e-4: a run bicubic already gets right (~46 dB) cannot dominate
 
 
