@@ -73,8 +73,10 @@ def _load_pipeline(model: str | None, turbo: bool = False):
               help="First Block Cache: skip deeper blocks on steps whose first block changed less than this (0 = off).")
 @click.option("--turbo", is_flag=True, help="The model's distilled few-step student (reelforge-turbo): "
               "a few steps (4 for the built-in model), no guidance pass, no negative prompt.")
+@click.option("--no-rewrite", is_flag=True, help="Give the model the prompt as written, without mapping words it "
+              "never learnt (e.g. 'scarlet', 'orb') onto ones it did.")
 def generate(prompt, output, seconds, storyboard, fps, size, seed, steps, guidance, negative, sampler, fmt, model,
-             quiet, visible_mark, cache_threshold, turbo):
+             quiet, visible_mark, cache_threshold, turbo, no_rewrite):
     """Generate a video from PROMPT (or from a --storyboard)."""
     from tqdm import tqdm
 
@@ -105,11 +107,11 @@ def generate(prompt, output, seconds, storyboard, fps, size, seed, steps, guidan
             if long:
                 video = generate_long(pipe, shots, seconds, fps=fps, size=size_wh, seed=seed, steps=steps,
                                       guidance=guidance, sampler=sampler, negative_prompt=negative,
-                                      cache_threshold=cache_threshold, on_step=on_step)
+                                      cache_threshold=cache_threshold, on_step=on_step, rewrite_prompt=not no_rewrite)
             else:
                 video = pipe(prompt, negative_prompt=negative, seconds=seconds, fps=fps, size=size_wh, seed=seed,
                              steps=steps, guidance=guidance, sampler=sampler, on_step=on_step,
-                             cache_threshold=cache_threshold)
+                             cache_threshold=cache_threshold, rewrite_prompt=not no_rewrite)
         # Delivered, marked and encoded a chunk at a time: a long 1080p clip is never held whole.
         write_marked(video.chunks(), path, video.fps, fmt, video.settings, video.metadata,
                      video_id=f"cli_{uuid.uuid4().hex[:16]}", identity=identity, visible=visible_mark, in_place=True)
@@ -117,6 +119,8 @@ def generate(prompt, output, seconds, storyboard, fps, size, seed, steps, guidan
         fail(str(e))
     click.echo(f"wrote {path} ({video.count} frames, {video.size[0]}x{video.size[1]}, "
                f"{video.fps:g} fps, seed {video.seed})")
+    if "revised_prompt" in video.settings:
+        click.echo(f"prompt as the model read it: {video.settings['revised_prompt']!r} (--no-rewrite to turn off)")
 
 
 @main.command()
@@ -238,16 +242,24 @@ def export_turbo(transformer, model_dir, name, steps, sampler, shift):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_path", default="eval.json", show_default=True, help="Where to write the results.")
 @click.option("--turbo", is_flag=True, help="Evaluate the model's distilled student.")
-def evaluate(model, per_set, steps, guidance, sampler, seed, json_path, turbo):
+@click.option("--no-rewrite", is_flag=True, help="Give the model the prompts as written (prompting.py off).")
+@click.option("--sets", default=",".join(("seen", "held_out", "paraphrase")), show_default=True,
+              help="Which prompt sets to run, comma-separated.")
+def evaluate(model, per_set, steps, guidance, sampler, seed, json_path, turbo, no_rewrite, sets):
     """Judge prompt adherence (seen, held-out, paraphrases) and temporal consistency with the analyzer."""
     from rich.console import Console
 
     from .evaluation.run import evaluate as run_eval
     from .evaluation.run import results_table
+    from .evaluation.run import SETS
     if per_set < 1:
         fail(f"--per-set must be >= 1, got {per_set}")
+    chosen = tuple(s.strip() for s in sets.split(",") if s.strip())
+    if not chosen or any(s not in SETS for s in chosen):
+        fail(f"unknown prompt set in {sets!r}; allowed: {', '.join(SETS)}")
     pipe = _load_pipeline(model, turbo)
-    results = run_eval(pipe, per_set=per_set, steps=steps, guidance=guidance, sampler=sampler, seed=seed)
+    results = run_eval(pipe, per_set=per_set, steps=steps, guidance=guidance, sampler=sampler, seed=seed,
+                       sets=chosen, rewrite_prompt=not no_rewrite)
     Path(json_path).write_text(json.dumps(results, indent=2))
     Console().print(results_table(results))
     click.echo(f"wrote {json_path}")

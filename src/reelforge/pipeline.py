@@ -27,6 +27,7 @@ from .models.precision import channels_last, fast_autocast
 from .models.text_encoder import TextEncoder
 from .models.transformer import TransformerConfig, VideoTransformer
 from .models.upscaler import UpscalerConfig, VideoUpscaler
+from .prompting import PromptRewriter
 from .training.checkpoint import load_weights
 
 BUILTIN_DIR = Path(__file__).parent / "weights" / "builtin"
@@ -178,6 +179,14 @@ class Pipeline:
         self.enhancers = enhancers or Enhancers()
         self.model_dir: Path | None = None  # set by from_pretrained; where a turbo student is looked for
         self._turbo: Pipeline | None = None
+        self._rewriter: PromptRewriter | None = None
+
+    @property
+    def rewriter(self) -> PromptRewriter:
+        """Maps a user's words onto the grammar the built-in model learnt (prompting.py)."""
+        if self._rewriter is None:
+            self._rewriter = PromptRewriter(self.text_encoder)
+        return self._rewriter
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, text_encoder: TextEncoder | None = None,
@@ -220,6 +229,7 @@ class Pipeline:
             transformer = load_module(VideoTransformer, TransformerConfig, path / "transformer.safetensors")
             self._turbo = Pipeline(transformer, self.autoencoder, self.text_encoder, read_config(path), self.enhancers)
             self._turbo.model_dir = path
+            self._turbo._rewriter = self._rewriter
         return self._turbo
 
     def check_inputs(self, prompt, seconds, fps, size, guidance, steps, sampler) -> None:
@@ -253,16 +263,18 @@ class Pipeline:
                  steps: int | None = None, guidance: float | None = None, sampler: str | None = None,
                  image: np.ndarray | None = None,
                  on_step: Callable[[int, float, torch.Tensor], bool | None] | None = None,
-                 cache_threshold: float = 0.0) -> VideoOutput:
+                 cache_threshold: float = 0.0, rewrite_prompt: bool = True) -> VideoOutput:
         """Text to video; with `image` (H, W, 3) uint8, the video starts from that image.
-        `cache_threshold` > 0 skips transformer work on steps that change little (flow.cache)."""
+        `cache_threshold` > 0 skips transformer work on steps that change little (flow.cache).
+        `rewrite_prompt` maps words the model never learnt onto ones it did (prompting.py); the
+        settings keep both as `prompt` and `revised_prompt`."""
         fps = self.config.fps if fps is None else fps
         width, height = self.bucket_for(size)
         prefix = None
         if image is not None:
             prefix = self._frames_to_model(np.asarray(image)[None], self.config.fps, (width, height))
         video, settings = self._generate(prompt, negative_prompt, seconds, fps, size, seed, steps, guidance,
-                                         sampler, prefix, on_step, cache_threshold)
+                                         sampler, prefix, on_step, cache_threshold, rewrite_prompt)
         return self._deliver(video, self.config.fps, fps, seconds, size, settings)
 
     @torch.no_grad()
@@ -270,7 +282,7 @@ class Pipeline:
                negative_prompt: str | None = None, seed: int | None = None, steps: int | None = None,
                guidance: float | None = None, sampler: str | None = None,
                on_step: Callable[[int, float, torch.Tensor], bool | None] | None = None,
-               cache_threshold: float = 0.0) -> VideoOutput:
+               cache_threshold: float = 0.0, rewrite_prompt: bool = True) -> VideoOutput:
         """Continue `frames` (T, H, W, 3) uint8 at `fps` by `seconds`: the returned video is the
         original followed by the continuation, at the original's size and frame rate.
 
@@ -287,7 +299,8 @@ class Pipeline:
         keep = 1 + 4 * ((tail.shape[1] - 1) // 4)  # the causal autoencoder takes 1 + 4k frames
         prefix = self._frames_to_model(tail[:, -keep:].permute(1, 2, 3, 0).numpy(), self.config.fps, bucket)
         video, settings = self._generate(prompt, negative_prompt, seconds + keep / self.config.fps, fps, size,
-                                         seed, steps, guidance, sampler, prefix, on_step, cache_threshold)
+                                         seed, steps, guidance, sampler, prefix, on_step, cache_threshold,
+                                         rewrite_prompt)
         if fps == self.config.fps and keep <= len(frames):
             # Overlapping windows: the new decode redraws the held frames too; fade the original
             # into that redraw over them, so the join falls inside one decode and shows no jump.
@@ -310,7 +323,8 @@ class Pipeline:
             return self.autoencoder.encode(video[None]).float()
 
     def _generate(self, prompt, negative_prompt, seconds, fps, size, seed, steps, guidance, sampler,
-                  prefix: torch.Tensor | None, on_step, cache_threshold: float = 0.0) -> tuple[torch.Tensor, dict]:
+                  prefix: torch.Tensor | None, on_step, cache_threshold: float = 0.0,
+                  rewrite_prompt: bool = True) -> tuple[torch.Tensor, dict]:
         """Video (3, T, H, W) in [-1, 1] at the model's frame rate and bucket size, and its settings."""
         cfg = self.config
         steps = cfg.steps if steps is None else steps
@@ -322,7 +336,9 @@ class Pipeline:
             raise InputError(f"cache threshold must be between 0 (off) and 1, got {cache_threshold}")
         seed = random.randrange(2**31) if seed is None else int(seed)
         # 2. Encode the prompt; the negative prompt (or nothing) is the unconditional branch.
-        prompts = [prompt] if guidance == 1.0 else [negative_prompt or "", prompt]
+        revised = self.rewriter(prompt).revised if rewrite_prompt else prompt
+        revised_negative = self.rewriter(negative_prompt).revised if rewrite_prompt and negative_prompt else negative_prompt
+        prompts = [revised] if guidance == 1.0 else [revised_negative or "", revised]
         text = self.text_encoder(prompts)
         text_kwargs = {"text_tokens": text.tokens, "text_mask": text.mask, "text_pooled": text.pooled}
         # 3. Prepare latents: enough model frames to cover the clip at the model's frame rate.
@@ -361,6 +377,7 @@ class Pipeline:
         with fast_autocast():  # models/precision.py: 3x faster decoding where the CPU has bf16
             video = self.autoencoder.decode(latents)[0].float()  # (3, T', H, W)
         settings = {"prompt": prompt, "negative_prompt": negative_prompt or "", "seed": seed, "steps": steps,
+                    **({"revised_prompt": revised} if revised != prompt else {}),
                     **({"cache_threshold": cache_threshold} if cache_threshold else {}),
                     "guidance": guidance, "sampler": sampler, "seconds": seconds, "fps": fps, "model": cfg.name}
         return video, settings

@@ -29,24 +29,25 @@ def prompt_sets(per_set: int, seed: int = 0) -> dict[str, list[tuple[ClipFactors
 
 
 def evaluate(pipe, per_set: int = 24, steps=None, guidance=None, sampler=None, seed: int = 0,
-             sets: tuple[str, ...] = SETS, cache_threshold: float = 0.0) -> dict:
+             sets: tuple[str, ...] = SETS, cache_threshold: float = 0.0, rewrite_prompt: bool = True) -> dict:
     prompts = prompt_sets(per_set, seed)
     results = {"settings": {"per_set": per_set, "steps": steps or pipe.config.steps,
                             "guidance": guidance or pipe.config.guidance, "sampler": sampler or pipe.config.sampler,
-                            "model": pipe.config.name, "seed": seed, "cache_threshold": cache_threshold}}
+                            "model": pipe.config.name, "seed": seed, "cache_threshold": cache_threshold,
+                            "rewrite_prompt": rewrite_prompt}}
     started = time.time()
     for name in sets:
         hits, counts, consistency, clips = defaultdict(int), defaultdict(int), [], []
         for i, (factors, prompt) in enumerate(prompts[name]):
             video = pipe(prompt, seed=seed * 100_000 + i, steps=steps, guidance=guidance, sampler=sampler,
-                         cache_threshold=cache_threshold)
+                         cache_threshold=cache_threshold, rewrite_prompt=rewrite_prompt)
             analysis = analyze(h264_roundtrip(video.frames, video.fps), video.fps)
             judged = adherence(factors, analysis)
             for factor, ok in judged.items():
                 hits[factor] += ok
                 counts[factor] += 1
             consistency.append(temporal_consistency(analysis))
-            clips.append({"prompt": prompt, "factors": factors.to_dict(), "judged": judged,
+            clips.append({"prompt": prompt, "revised_prompt": video.settings.get("revised_prompt", prompt), "factors": factors.to_dict(), "judged": judged,
                           "seen": {"background": analysis.background,
                                    **({k: getattr(analysis.main, k) for k in ("color", "shape", "motion", "size", "speed")}
                                       if analysis.main else {})}})

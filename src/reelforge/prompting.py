@@ -1,0 +1,288 @@
+"""Prompt rewriting: a user's wording mapped onto the words the built-in model was trained on.
+
+The built-in model learnt every word it knows from the world's caption grammar
+(`world/captions.py`); "scarlet" or "orb" never reached it, and the frozen text encoder does not
+carry them over by itself (all-MiniLM-L6-v2 puts "scarlet" nearer "orange" than "red"). DALL-E 3
+and Sora rewrite prompts with a language model before generating; offline, this module does that
+step for the procedural world:
+
+- colour words go to the world's colour of the nearest hue, through the XKCD colour survey's and
+  CSS's colour names (~1,000 names with their RGB; matplotlib ships both);
+- other phrases go to the grammar phrase the text encoder finds clearly nearest (sentence
+  similarity above a floor and ahead of every other value's phrases by a margin).
+
+What the grammar already says is left alone, so a grammar caption comes back unchanged. The
+revised prompt is recorded beside the user's (as OpenAI's Images API returns `revised_prompt`)
+and the pipeline can be told not to rewrite.
+"""
+from __future__ import annotations
+
+import colorsys
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import torch
+
+from .world.captions import GRAMMAR
+from .world.factors import COLORS, PLAIN_BACKGROUNDS
+
+MIN_SIMILARITY = 0.5  # below this the encoder's nearest phrase is as likely wrong as right
+# Scene phrases are long and distinctive; a short span near one ("at a leisurely" ~ "at night", 0.56)
+# is a coincidence of function words.
+MIN_SCENE_SIMILARITY = 0.6
+MIN_MARGIN = 0.04  # ahead of every other value's phrases by this much, or it is a guess
+MAX_SPAN = 7  # words; the grammar's longest phrase has 6
+FUNCTION_WORDS = frozenset("a an the it its while and on in of to at with as".split())
+# Colour-survey names that are modifiers or nouns before they are colours.
+NOT_COLOURS = frozenset({"dark", "pale", "light", "bland"})
+OBJECT_SLOTS = ("shape", "motion", "size", "speed")  # nouns first, so a verb phrase never swallows one
+PUNCTUATION = frozenset(",;:.!?")
+# The encoder reads "does not move" as a kind of "moves"; a span that negates is never rewritten.
+NEGATIONS = frozenset({"not", "no", "never", "without", "don't", "doesn't", "isn't", "won't", "cannot"})
+LONGER_SPAN_SLACK = 0.03
+ABSORB_SLACK = 0.15
+
+
+@dataclass
+class Rewrite:
+    prompt: str  # what the user wrote
+    revised: str  # what the model is given
+    changes: list[tuple[str, str]] = field(default_factory=list)  # (their words, ours)
+
+
+def world_colour(rgb: tuple[float, float, float], plain_background: bool = False) -> str:
+    """The world's colour name nearest in hue to an RGB colour (0..1 each); grays and near-blacks
+    by lightness. Gray is only a background in this world, so objects never get it."""
+    h, s, v = colorsys.rgb_to_hsv(*rgb)
+    if v < 0.2:
+        return "black"
+    if s < 0.25 and v > 0.85:  # ivory, cream: a tint, not a hue
+        return "white"
+    if s < 0.15:
+        if plain_background and 0.35 <= v <= 0.7:
+            return "gray"
+        return "white" if v > 0.55 else "black"
+    chromatic = {name: colorsys.rgb_to_hsv(*(c / 255 for c in COLORS[name]))[0]
+                 for name in COLORS if name not in ("white", "black")}
+    return min(chromatic, key=lambda name: min(abs(h - chromatic[name]), 1 - abs(h - chromatic[name])))
+
+
+@lru_cache(maxsize=1)
+def colour_lexicon() -> dict[str, tuple[float, float, float]]:
+    """Colour name (lower case, words separated by spaces) -> RGB in 0..1; XKCD first (names people
+    gave in a survey), CSS where XKCD has none."""
+    from matplotlib.colors import CSS4_COLORS, XKCD_COLORS, to_rgb
+    names = {name: to_rgb(hex_) for name, hex_ in CSS4_COLORS.items()}
+    names.update({name.removeprefix("xkcd:").replace("/", " "): to_rgb(hex_) for name, hex_ in XKCD_COLORS.items()})
+    grammar_words = _grammar_words() - set(COLORS)
+    return {name: rgb for name, rgb in names.items() if name not in grammar_words and name not in NOT_COLOURS}
+
+
+@lru_cache(maxsize=1)
+def _grammar_words() -> frozenset[str]:
+    words = set(COLORS) | set(PLAIN_BACKGROUNDS) | FUNCTION_WORDS | PUNCTUATION
+    for slot in ("shape", "size", "motion", "speed", "scene", "camera"):
+        for phrases in GRAMMAR[slot].values():
+            words.update(w for p in phrases for w in _words(p))
+    words.update(w for p in GRAMMAR["plain"] for w in _words(p.format(c="")))
+    return frozenset(words)
+
+
+def _words(text: str) -> list[str]:
+    """Lower-case words, and punctuation as tokens of its own (no phrase spans across it)."""
+    return re.findall(r"[a-z]+(?:[-'][a-z]+)*|[,;:.!?]", text.lower())
+
+
+def _join(words: list[str]) -> str:
+    """Words back to text, with each article fitted to the word after it."""
+    fixed = [("an" if words[i + 1][:1] in "aeiou" else "a") if w in ("a", "an") and i + 1 < len(words) else w
+             for i, w in enumerate(words)]
+    return re.sub(r" ([,;:.!?])", r"\1", " ".join(fixed))
+
+
+def colour_name(words: list[str]) -> str | None:
+    """The world colour a run of words names ("cobalt blue", "snow-white", "scarlet"), or None."""
+    text = " ".join(words)
+    if len(words) > 1 and words[0] in _grammar_words() and words[0] not in COLORS:
+        return None  # "medium purple" is a medium-sized purple thing here, not a survey shade
+    if text in COLORS or text in PLAIN_BACKGROUNDS:
+        return text
+    lexicon = colour_lexicon()
+    if text in lexicon:
+        return world_colour(lexicon[text], plain_background=False)
+    # A compound's head names its colour: "snow-white", "pitch-black", "blood red", "light blue".
+    parts = re.split(r"[- ]", text)
+    if len(parts) == 2 and parts[1] in COLORS and ("-" in text or parts[0] in lexicon or parts[0] in NOT_COLOURS):
+        return parts[1]
+    return None
+
+
+def _colour_spans(words: list[str]) -> list[tuple[int, int, str]]:
+    """(start, end, world colour) for each colour mention, longest first at each place. A survey
+    name that is not one of the world's colours counts where it stands as an adjective (before a
+    noun) or ends a clause ("set against solid scarlet"), so "at dusk with ..." keeps its dusk."""
+    spans, i = [], 0
+    while i < len(words):
+        for n in (2, 1):
+            name = colour_name(words[i:i + n]) if i + n <= len(words) else None
+            after = words[i + n] if i + n < len(words) else "."
+            as_adjective = after not in FUNCTION_WORDS or after in PUNCTUATION
+            if name and (as_adjective or " ".join(words[i:i + n]) in PLAIN_BACKGROUNDS):
+                spans.append((i, i + n, name))
+                i += n
+                break
+        else:
+            i += 1
+    return spans
+
+
+class PromptRewriter:
+    """Rewrites prompts with the pipeline's own text encoder (no second model to load)."""
+
+    def __init__(self, text_encoder):
+        self.text_encoder = text_encoder
+        self._cache: dict[str, torch.Tensor] = {}
+        self.phrases = {slot: {value: list(phrases) for value, phrases in GRAMMAR[slot].items()}
+                        for slot in ("scene", "camera", *OBJECT_SLOTS)}
+        self.phrases["size"]["medium"] = [p for p in self.phrases["size"]["medium"] if p]
+
+    def _embed(self, texts: list[str]) -> torch.Tensor:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            for text, vector in zip(missing, self.text_encoder(missing).pooled):
+                self._cache[text] = vector
+        return torch.stack([self._cache[t] for t in texts])
+
+    def __call__(self, prompt: str) -> Rewrite:
+        words = _words(prompt)
+        if not words:
+            return Rewrite(prompt, prompt)
+        out: list[str | None] = list(words)  # None: consumed by a replacement before it
+        taken = [False] * len(words)
+        changes: list[tuple[str, str]] = []
+
+        def replace(start: int, end: int, phrase: str) -> None:
+            theirs = " ".join(words[start:end])
+            if theirs != phrase:
+                changes.append((theirs, phrase))
+            out[start:end] = [phrase] + [None] * (end - start - 1)
+            taken[start:end] = [True] * (end - start)
+
+        colours = _colour_spans(words)
+        colour_at = {i: c for s, e, c in colours for i in range(s, e)}
+        # The grammar's own plain backgrounds are claimed as they stand; then scenes, since a scene
+        # phrase may hold colour words ("an orange and purple sky").
+        plain = {t.format(c=c) for t in GRAMMAR["plain"] for c in PLAIN_BACKGROUNDS}
+        for start in range(len(words)):
+            for end in range(start + 1, min(start + MAX_SPAN, len(words)) + 1):
+                if " ".join(words[start:end]) in plain:
+                    taken[start:end] = [True] * (end - start)
+        self._match(words, taken, replace, "scene", range(len(words)), colour_at, allow_colours=True)
+        self._match(words, taken, replace, "camera", range(len(words)), colour_at)
+        for s, e, c in colours:
+            if not any(taken[s:e]):
+                replace(s, e, c)
+        for clause in _clauses(words):
+            for slot in OBJECT_SLOTS:
+                self._match(words, taken, replace, slot, clause, colour_at)
+        revised = _join([w for w in out if w is not None])
+        revised = revised[:1].upper() + revised[1:] if prompt[:1].isupper() else revised
+        if not changes:
+            return Rewrite(prompt, prompt)
+        return Rewrite(prompt, revised, changes)
+
+    def _absorb(self, words, taken, colour_at, start: int, end: int, phrases: list[str]) -> tuple[int, int]:
+        """Widen a span, a word at a time, over unknown words beside it that nothing has claimed,
+        while the wider span still reads as the same phrase (within ABSORB_SLACK of it)."""
+        known = _grammar_words()
+
+        def free(i: int) -> bool:
+            return (0 <= i < len(words) and not taken[i] and i not in colour_at and words[i] not in known
+                    and words[i] not in NEGATIONS)
+
+        def similarity(s: int, e: int) -> float:
+            return float((self._embed([_span_text(words, s, e, colour_at)]) @ self._embed(phrases).T).max())
+
+        current = similarity(start, end)
+        for s, e in ((start - 1, end), (start, end + 1)):
+            if free(s if s < start else e - 1):
+                wider = similarity(s, e)
+                if wider >= max(MIN_SIMILARITY, current - ABSORB_SLACK):
+                    start, end, current = s, e, wider
+        return start, end
+
+    def _spans(self, words, taken, positions: range, colour_at, allow_colours: bool, slot: str):
+        """Free spans inside `positions` that hold more than function words."""
+        for start in positions:
+            for end in range(start + 1, min(start + MAX_SPAN, positions.stop) + 1):
+                last = words[end - 1]
+                if taken[end - 1] or last in PUNCTUATION or last in NEGATIONS or (not allow_colours and (end - 1) in colour_at):
+                    break
+                span = words[start:end]
+                if NEGATIONS.intersection(words[max(0, start - 2):start]):
+                    break  # "does not move": what follows a negation is not a thing to do
+                if last in FUNCTION_WORDS or (slot == "camera" and not any(w.startswith(("camera", "pan")) for w in span)):
+                    continue
+                # Grammar words in an order the grammar never used ("on a starry night") count too:
+                # whatever the grammar said exactly was claimed before this runs.
+                if any(w not in FUNCTION_WORDS for w in span):
+                    yield start, end
+
+    def _match(self, words, taken, replace, slot: str, positions: range, colour_at,
+               allow_colours: bool = False) -> None:
+        """Replace the one span most clearly like a grammar phrase of `slot`; an exact grammar
+        phrase already there means the slot is filled in the model's words."""
+        table = self.phrases[slot]
+        exact = {p: v for v, phrases in table.items() for p in phrases}
+        for start in positions:
+            for end in range(min(start + MAX_SPAN, positions.stop), start, -1):  # "grows larger", not "grows"
+                if " ".join(words[start:end]) in exact and not any(taken[start:end]):
+                    taken[start:end] = [True] * (end - start)
+                    return
+        spans = list(self._spans(words, taken, positions, colour_at, allow_colours, slot))
+        if not spans:
+            return
+        flat = [(v, p) for v, phrases in table.items() for p in phrases]
+        sims = self._embed([_span_text(words, s, e, colour_at) for s, e in spans]) @ self._embed([p for _, p in flat]).T
+        values = list(table)
+        per_value = torch.stack([sims[:, [i for i, (v, _) in enumerate(flat) if v == value]].max(1).values
+                                 for value in values], 1)  # (spans, values)
+        top = per_value.topk(2, dim=1) if len(values) > 1 else None
+        best, second = (top.values[:, 0], top.values[:, 1]) if top is not None else (per_value[:, 0], per_value[:, 0] * 0)
+        floor = MIN_SCENE_SIMILARITY if slot == "scene" else MIN_SIMILARITY
+        ok = (best >= floor) & (best - second >= MIN_MARGIN)
+        if not ok.any():
+            return
+        i = int(torch.where(ok, best, torch.full_like(best, -1)).argmax())
+        value = values[int(per_value[i].argmax())]
+        # A longer span about as close to the same value takes its whole phrase ("remains stationary",
+        # not "remains" and a stray "stationary").
+        close = [j for j in range(len(spans)) if ok[j] and best[j] >= best[i] - LONGER_SPAN_SLACK
+                 and values[int(per_value[j].argmax())] == value and _overlap(spans[i], spans[j])]
+        start, end = spans[max(close, key=lambda j: spans[j][1] - spans[j][0])]
+        if slot == "motion":  # a verb phrase takes its free unknown neighbours: "climbs upward", not "upward"
+            start, end = self._absorb(words, taken, colour_at, start, end, table[value])
+        replace(start, end, table[value][0])
+
+
+def _span_text(words: list[str], start: int, end: int, colour_at: dict[int, str]) -> str:
+    """A span as the encoder should compare it: colour words already in the world's names."""
+    out = []
+    for i in range(start, end):
+        if i not in colour_at:
+            out.append(words[i])
+        elif i == start or colour_at.get(i - 1) is None or i - 1 < start:
+            out.append(colour_at[i])
+    return " ".join(out)
+
+
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def _clauses(words: list[str]) -> list[range]:
+    """Word ranges of each object's clause: two objects are joined by "while" in this world."""
+    cuts = [i for i, w in enumerate(words) if w == "while"]
+    bounds = [0, *cuts, len(words)]
+    return [range(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]

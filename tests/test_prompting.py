@@ -1,0 +1,75 @@
+import random
+
+import pytest
+
+from reelforge.prompting import PromptRewriter, colour_name, world_colour
+from reelforge.world.captions import caption
+from reelforge.world.factors import COLORS
+from reelforge.world.splits import sample_train_factors
+
+
+@pytest.fixture(scope="module")
+def rewriter(text_encoder):
+    return PromptRewriter(text_encoder)
+
+
+def test_the_world_colours_map_to_themselves():
+    for name, rgb in COLORS.items():
+        assert world_colour(tuple(c / 255 for c in rgb)) == name
+
+
+@pytest.mark.parametrize("words, colour", [
+    ("crimson", "red"), ("ruby", "red"), ("amber", "orange"), ("lemon", "yellow"), ("jade", "green"),
+    ("navy", "blue"), ("azure", "blue"), ("lilac", "purple"), ("ivory", "white"), ("charcoal", "black"),
+    ("pitch-black", "black"), ("blood red", "red"), ("light blue", "blue"), ("sky-blue", "blue"),
+])
+def test_colour_words_people_use_land_on_the_world_colour_of_their_hue(words, colour):
+    assert colour_name(words.split()) == colour
+
+
+def test_words_that_are_not_colours_are_not_read_as_colours():
+    for words in ("ball", "moves", "the", "a small", "red ball"):
+        assert colour_name(words.split()) is None
+
+
+def test_grammar_captions_come_back_unchanged(rewriter):
+    rng = random.Random(3)
+    for _ in range(60):
+        text = caption(sample_train_factors(rng, 0.15), rng)
+        result = rewriter(text)
+        assert result.revised == text and result.changes == []
+
+
+@pytest.mark.parametrize("prompt, wanted, unwanted", [
+    ("A crimson sphere moves left on a blue background", ["red sphere"], ["crimson"]),
+    ("A navy box bounces against lemon", ["blue box", "against yellow"], ["navy", "lemon"]),
+    ("A pitch-black star spins on a starry night", ["black star", "at night"], ["starry night"]),
+    ("An amber ring rises slowly on a chessboard", ["orange ring", "on a checkerboard"], ["amber", "chessboard"]),
+    ("A huge jade triangle grows, the camera panning to the left", ["green triangle", "pans left"], ["jade"]),
+])
+def test_wordings_the_grammar_never_used_become_its_words(rewriter, prompt, wanted, unwanted):
+    revised = rewriter(prompt).revised.lower()
+    for words in wanted:
+        assert words in revised, (prompt, revised)
+    for words in unwanted:
+        assert words not in revised, (prompt, revised)
+
+
+def test_a_negated_phrase_is_not_rewritten_into_its_opposite(rewriter):
+    revised = rewriter("A red ball does not move on a blue background").revised
+    assert "does not move" in revised and "moves" not in revised.replace("move on", "")
+
+
+def test_prompts_outside_the_world_pass_through(rewriter):
+    for prompt in ("a cat", "", "   "):
+        assert rewriter(prompt).revised == prompt
+
+
+def test_the_pipeline_records_the_revised_prompt_and_can_skip_it(tiny_pipeline):
+    out = tiny_pipeline("a scarlet ball", seconds=1.0, seed=0, steps=2)
+    assert out.settings["prompt"] == "a scarlet ball" and out.settings["revised_prompt"] == "a red ball"
+    same = tiny_pipeline("a red ball", seconds=1.0, seed=0, steps=2)
+    assert "revised_prompt" not in same.settings
+    assert (out.frames == same.frames).all()  # the model saw the same words
+    raw = tiny_pipeline("a scarlet ball", seconds=1.0, seed=0, steps=2, rewrite_prompt=False)
+    assert "revised_prompt" not in raw.settings and not (raw.frames == same.frames).all()
