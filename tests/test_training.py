@@ -17,7 +17,7 @@ from reelforge.training.bank import build_bank, load_bank
 from reelforge.training.config import BankConfig, TransformerTrainConfig
 from reelforge.training.data import draw_clip
 from reelforge.training.loop import _param_groups, train_transformer
-from reelforge.training.masks import latent_object_mask
+from reelforge.training.masks import latent_object_mask, object_loss_weight
 from reelforge.training.step import set_lr
 from reelforge.world.factors import WorldError
 from reelforge.world.render import render
@@ -222,3 +222,14 @@ def test_position_layer_learns_at_its_multiple_of_the_schedule(tiny_model_dir):
     assert rest["lr"] == lr and positions["lr"] == 10 * lr
     assert {id(p) for p in positions["params"]} == {id(p) for p in model.pos_embed.parameters()}
     assert len(rest["params"]) + len(positions["params"]) == len(list(model.parameters()))
+
+
+def test_object_weight_only_where_the_noise_level_lets_the_object_show():
+    masks = torch.zeros(2, 1, 3, 4, 4, dtype=torch.bool)
+    masks[:, :, :, 1, 1] = True
+    every_level = object_loss_weight(masks, torch.tensor([0.9, 0.2]), 4.0)
+    assert every_level[:, 0, :, 1, 1].eq(5).all() and every_level[:, 0, :, 0, 0].eq(1).all()
+    per_clip = object_loss_weight(masks, torch.tensor([0.9, 0.2]), 4.0, max_t=0.5)
+    assert per_clip[0].eq(1).all() and per_clip[1, 0, :, 1, 1].eq(5).all()
+    per_frame = object_loss_weight(masks, torch.tensor([[0.1, 0.7, 0.5], [0.9, 0.95, 1.0]]), 4.0, max_t=0.5)
+    assert per_frame[0, 0, :, 1, 1].tolist() == [5, 1, 5] and per_frame[1].eq(1).all()

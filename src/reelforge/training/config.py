@@ -62,6 +62,10 @@ class TransformerTrainConfig:
     # weight's ratio, at every cell at once. Measured: a model trained at 4 sampled dozens of object
     # blocks per frame; 100 unweighted steps cut that to one to three.
     object_weight: float = 0.0
+    # ...so weight only frames at noise levels t <= object_weight_max_t, where the clean clip shows
+    # through and the posterior of "object here" is near 0 or 1: no tilt, only emphasis on the
+    # object's detail. 1.0 weights every level, as stages 2-6 were trained.
+    object_weight_max_t: float = 1.0
     bank_fps: float = 8.0  # the frame rate the bank was rendered at, to place the objects in time
     # Share of clips whose latent frames each get their own noise level (diffusion forcing, Chen et
     # al. 2024): a model trained only with one level per clip was measured to ignore the other

@@ -22,7 +22,7 @@ from .bank import load_autoencoder, load_bank
 from .checkpoint import resume, save_training_state
 from .config import TransformerTrainConfig
 from .step import StepBudget, apply_gradients, set_lr, training_device
-from .masks import bank_object_masks
+from .masks import bank_object_masks, object_loss_weight
 
 T_BINS = (0.25, 0.5, 0.75, 1.0)
 
@@ -121,11 +121,10 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
         total_steps = budget(step, log)
         lr = set_lr(optimizer, cfg.lr, step, cfg.warmup, total_steps)
         x0, masks, factors = source.sample(rng, cfg.batch_size)  # (B, C, t, h, w)
-        weight = 1.0 + cfg.object_weight * masks.float() if masks is not None and cfg.object_weight else None
         if rng.random() < 0.2:  # shorter clips too, always from the causal first latent frame
             frames = rng.randint(2, x0.shape[2] - 1)
             x0 = x0[:, :, :frames]
-            weight = weight[:, :, :frames] if weight is not None else None
+            masks = masks[:, :, :frames] if masks is not None else None
         captions = ["" if rng.random() < cfg.text_dropout else caption(f, rng) for f in factors]
         text = text_encoder(captions)
         if rng.random() < cfg.frame_t_prob:
@@ -133,6 +132,8 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
         else:
             t = sample_t(cfg.batch_size, generator, shift=cfg.t_shift)  # (B,)
         t = t.to(device)
+        weight = (object_loss_weight(masks, t, cfg.object_weight, cfg.object_weight_max_t)
+                  if masks is not None and cfg.object_weight else None)
         noise = torch.randn(x0.shape, generator=noise_generator, device=device)
         cond = {"text_tokens": text.tokens, "text_mask": text.mask, "text_pooled": text.pooled}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):

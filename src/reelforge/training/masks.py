@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..flow.objective import expand_t
 from ..world.factors import ClipFactors
 from ..world.render import frame_times, object_tracks
 
@@ -42,3 +43,10 @@ def bank_object_masks(latents: torch.Tensor, factors: list[dict], starts: list[f
     masks = [latent_object_mask(ClipFactors.from_dict(f), s, w * space_down, h * space_down, fps, t, time_down,
                                 space_down) for f, s in zip(factors, starts)]
     return torch.stack(masks)[:, None]
+
+
+def object_loss_weight(masks: torch.Tensor, t: torch.Tensor, object_weight: float, max_t: float = 1.0) -> torch.Tensor:
+    """Flow-loss weights (B, 1, T, h, w): 1 + object_weight on object cells of latent frames whose
+    noise level t (B,) or (B, T) is at most `max_t`, 1 elsewhere. Above max_t the model cannot see
+    where the object is, and weighting there tilts it towards objects everywhere."""
+    return 1.0 + object_weight * masks.float() * (expand_t(t, masks) <= max_t)
