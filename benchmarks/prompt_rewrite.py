@@ -26,7 +26,7 @@ from reelforge.prompting import PromptRewriter  # noqa: E402
 from reelforge.world.captions import GRAMMAR  # noqa: E402
 from reelforge.world.factors import ClipFactors  # noqa: E402
 
-FACTORS = ("color", "shape", "size", "motion", "speed", "background")
+FACTORS = ("color", "shape", "size", "motion", "speed", "background", "camera")
 
 
 def _has(text: str, phrase: str) -> bool:
@@ -56,7 +56,9 @@ def said_in_model_words(text: str, factors: ClipFactors) -> dict[str, bool]:
             "size": _said(text, "size", obj.size),
             "motion": _said(text, "motion", obj.motion),
             "speed": obj.motion == "static" or _said(text, "speed", obj.speed),
-            "background": background}
+            "background": background,
+            "camera": (not any(_has(text, p) for ps in GRAMMAR["camera"].values() for p in ps)
+                       if factors.camera == "still" else _said(text, "camera", factors.camera))}
 
 
 def main() -> None:

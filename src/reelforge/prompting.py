@@ -36,7 +36,11 @@ MAX_SPAN = 7  # words; the grammar's longest phrase has 6
 FUNCTION_WORDS = frozenset("a an the it its while and on in of to at with as".split())
 # Colour-survey names that are modifiers or nouns before they are colours.
 NOT_COLOURS = frozenset({"dark", "pale", "light", "bland"})
-OBJECT_SLOTS = ("shape", "motion", "size", "speed")  # nouns first, so a verb phrase never swallows one
+WHOLE_PROMPT_SLOTS = ("scene", "camera")
+OBJECT_SLOTS = ("shape", "motion", "size", "speed")  # once per object clause
+DIRECTION_WORDS = {"left": frozenset({"left", "leftward", "leftwards"}),
+                   "right": frozenset({"right", "rightward", "rightwards"}),
+                   "up": frozenset({"up", "upward", "upwards"}), "down": frozenset({"down", "downward", "downwards"})}
 PUNCTUATION = frozenset(",;:.!?")
 # The encoder reads "does not move" as a kind of "moves"; a span that negates is never rewritten.
 NEGATIONS = frozenset({"not", "no", "never", "without", "don't", "doesn't", "isn't", "won't", "cannot"})
@@ -178,14 +182,13 @@ class PromptRewriter:
             for end in range(start + 1, min(start + MAX_SPAN, len(words)) + 1):
                 if " ".join(words[start:end]) in plain:
                     taken[start:end] = [True] * (end - start)
-        self._match(words, taken, replace, "scene", range(len(words)), colour_at, allow_colours=True)
-        self._match(words, taken, replace, "camera", range(len(words)), colour_at)
+        scopes = [(slot, None, range(len(words))) for slot in WHOLE_PROMPT_SLOTS]
+        scopes += [(slot, k, clause) for k, clause in enumerate(_clauses(words)) for slot in OBJECT_SLOTS]
+        scopes = [scope for scope in scopes if not self._claim_exact(words, taken, *scope)]
         for s, e, c in colours:
             if not any(taken[s:e]):
                 replace(s, e, c)
-        for clause in _clauses(words):
-            for slot in OBJECT_SLOTS:
-                self._match(words, taken, replace, slot, clause, colour_at)
+        self._assign(words, taken, replace, scopes, colour_at)
         revised = _join([w for w in out if w is not None])
         revised = revised[:1].upper() + revised[1:] if prompt[:1].isupper() else revised
         if not changes:
@@ -229,41 +232,64 @@ class PromptRewriter:
                 if any(w not in FUNCTION_WORDS for w in span):
                     yield start, end
 
-    def _match(self, words, taken, replace, slot: str, positions: range, colour_at,
-               allow_colours: bool = False) -> None:
-        """Replace the one span most clearly like a grammar phrase of `slot`; an exact grammar
-        phrase already there means the slot is filled in the model's words."""
-        table = self.phrases[slot]
-        exact = {p: v for v, phrases in table.items() for p in phrases}
+    def _claim_exact(self, words, taken, slot: str, clause, positions: range) -> bool:
+        """Claim the longest exact grammar phrase of `slot` in `positions`, as it stands; whether one was there."""
+        exact = {p for phrases in self.phrases[slot].values() for p in phrases}
         for start in positions:
             for end in range(min(start + MAX_SPAN, positions.stop), start, -1):  # "grows larger", not "grows"
                 if " ".join(words[start:end]) in exact and not any(taken[start:end]):
                     taken[start:end] = [True] * (end - start)
-                    return
-        spans = list(self._spans(words, taken, positions, colour_at, allow_colours, slot))
-        if not spans:
-            return
-        flat = [(v, p) for v, phrases in table.items() for p in phrases]
-        sims = self._embed([_span_text(words, s, e, colour_at) for s, e in spans]) @ self._embed([p for _, p in flat]).T
-        values = list(table)
-        per_value = torch.stack([sims[:, [i for i, (v, _) in enumerate(flat) if v == value]].max(1).values
-                                 for value in values], 1)  # (spans, values)
-        top = per_value.topk(2, dim=1) if len(values) > 1 else None
-        best, second = (top.values[:, 0], top.values[:, 1]) if top is not None else (per_value[:, 0], per_value[:, 0] * 0)
-        floor = MIN_SCENE_SIMILARITY if slot == "scene" else MIN_SIMILARITY
-        ok = (best >= floor) & (best - second >= MIN_MARGIN)
-        if not ok.any():
-            return
-        i = int(torch.where(ok, best, torch.full_like(best, -1)).argmax())
-        value = values[int(per_value[i].argmax())]
-        # A longer span about as close to the same value takes its whole phrase ("remains stationary",
-        # not "remains" and a stray "stationary").
-        close = [j for j in range(len(spans)) if ok[j] and best[j] >= best[i] - LONGER_SPAN_SLACK
-                 and values[int(per_value[j].argmax())] == value and _overlap(spans[i], spans[j])]
-        start, end = spans[max(close, key=lambda j: spans[j][1] - spans[j][0])]
-        if slot == "motion":  # a verb phrase takes its free unknown neighbours: "climbs upward", not "upward"
-            start, end = self._absorb(words, taken, colour_at, start, end, table[value])
-        replace(start, end, table[value][0])
+                    return True
+        return False
+
+    def _assign(self, words, taken, replace, scopes, colour_at) -> None:
+        """Every slot's candidate spans compete at once: the clearest (span, grammar phrase) match
+        anywhere is rewritten first, then the next among what is left, each slot once per scope
+        ("bounces off the floor" goes to motion as a whole before "the floor" can go to scenes)."""
+        candidates = []  # (similarity, margin, start, end, slot, scope, value)
+        for slot, clause, positions in scopes:
+            spans = list(self._spans(words, taken, positions, colour_at, slot == "scene", slot))
+            if not spans:
+                continue
+            table = self.phrases[slot]
+            values = list(table)
+            flat = [(v, p) for v in values for p in table[v]]
+            sims = self._embed([_span_text(words, s, e, colour_at) for s, e in spans]) @ self._embed([p for _, p in flat]).T
+            per_value = torch.stack([sims[:, [i for i, (v, _) in enumerate(flat) if v == value]].max(1).values
+                                     for value in values], 1)  # (spans, values)
+            for row, (start, end) in zip(per_value, spans):
+                row = _rule_out_other_directions(row.clone(), values, words[start:end])
+                top = row.topk(min(2, len(values)))
+                best = float(top.values[0])
+                margin = best - float(top.values[1]) if len(values) > 1 else best
+                floor = MIN_SCENE_SIMILARITY if slot == "scene" else MIN_SIMILARITY
+                if best >= floor and margin >= MIN_MARGIN:
+                    candidates.append((best, margin, start, end, slot, clause, values[int(top.indices[0])]))
+        done = set()
+        for best, _, start, end, slot, clause, value in sorted(candidates, key=lambda c: -c[0]):
+            if (slot, clause) in done or any(taken[start:end]):
+                continue
+            # A longer span about as close to the same phrase takes it whole ("remains stationary",
+            # not "remains" and a stray "stationary").
+            longer = [(c[2], c[3]) for c in candidates if c[4:] == (slot, clause, value) and c[0] >= best - LONGER_SPAN_SLACK
+                      and c[2] <= start and c[3] >= end and not any(taken[c[2]:c[3]])]
+            start, end = max(longer, key=lambda se: se[1] - se[0])
+            if slot == "motion":  # a verb phrase takes its free unknown neighbours: "climbs upward", not "upward"
+                start, end = self._absorb(words, taken, colour_at, start, end, self.phrases[slot][value])
+            replace(start, end, self.phrases[slot][value][0])
+            done.add((slot, clause))
+
+
+def _rule_out_other_directions(row: torch.Tensor, values: list[str], span: list[str]) -> torch.Tensor:
+    """The encoder barely tells "left" from "right"; a direction word in the span decides it."""
+    said = {d for d, forms in DIRECTION_WORDS.items() if forms.intersection(span)}
+    if len(said) != 1:
+        return row
+    for i, value in enumerate(values):
+        direction = value.removeprefix("pan_")
+        if direction in DIRECTION_WORDS and direction not in said:
+            row[i] = -1.0
+    return row
 
 
 def _span_text(words: list[str], start: int, end: int, colour_at: dict[int, str]) -> str:
