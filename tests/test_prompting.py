@@ -60,6 +60,11 @@ def test_a_negated_phrase_is_not_rewritten_into_its_opposite(rewriter):
     assert "does not move" in revised and "moves" not in revised.replace("move on", "")
 
 
+def test_a_coloured_floor_stays_a_plain_background(rewriter):
+    for prompt in ("a red ball rolls left across a blue floor", "a red ball bounces off the floor on a blue background"):
+        assert rewriter(prompt).revised == prompt
+
+
 def test_prompts_outside_the_world_pass_through(rewriter):
     for prompt in ("a cat", "", "   "):
         assert rewriter(prompt).revised == prompt

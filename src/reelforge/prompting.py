@@ -28,9 +28,11 @@ from .world.captions import GRAMMAR
 from .world.factors import COLORS, PLAIN_BACKGROUNDS
 
 MIN_SIMILARITY = 0.5  # below this the encoder's nearest phrase is as likely wrong as right
-# Scene phrases are long and distinctive; a short span near one ("at a leisurely" ~ "at night", 0.56)
-# is a coincidence of function words.
-MIN_SCENE_SIMILARITY = 0.6
+# Scene phrases are long and distinctive; a span near one by a shared noun or function words is a
+# coincidence: "at a leisurely" ~ "at night" 0.56, "the floor" ~ "over a checkered floor" 0.61,
+# "under the stars" ~ "under a blue sky" 0.62, against "at dusk" ~ "at sunset" 0.77, "on a
+# chessboard" ~ "on a checkerboard" 0.65.
+MIN_SCENE_SIMILARITY = 0.63
 MIN_MARGIN = 0.04  # ahead of every other value's phrases by this much, or it is a guess
 MAX_SPAN = 7  # words; the grammar's longest phrase has 6
 FUNCTION_WORDS = frozenset("a an the it its while and on in of to at with as".split())
@@ -227,6 +229,8 @@ class PromptRewriter:
                     break  # "does not move": what follows a negation is not a thing to do
                 if last in FUNCTION_WORDS or (slot == "camera" and not any(w.startswith(("camera", "pan")) for w in span)):
                     continue
+                if slot == "scene" and ((start - 1) in colour_at or (end - 2) in colour_at):
+                    continue  # "a blue floor" is a plain blue background, not the checkered floor
                 # Grammar words in an order the grammar never used ("on a starry night") count too:
                 # whatever the grammar said exactly was claimed before this runs.
                 if any(w not in FUNCTION_WORDS for w in span):
