@@ -60,8 +60,10 @@ def test_a_negated_phrase_is_not_rewritten_into_its_opposite(rewriter):
     assert "does not move" in revised and "moves" not in revised.replace("move on", "")
 
 
-def test_a_coloured_floor_stays_a_plain_background(rewriter):
-    for prompt in ("a red ball rolls left across a blue floor", "a red ball bounces off the floor on a blue background"):
+def test_prompts_in_the_models_words_with_other_glue_pass_unchanged(rewriter):
+    for prompt in ("a red ball rolls left across a blue floor",  # a coloured floor is a plain background
+                   "a red ball bounces off the floor on a blue background",
+                   "a tiny red ball and a large blue box on a gray background"):  # "large" is a size, not "grows larger"
         assert rewriter(prompt).revised == prompt
 
 

@@ -95,6 +95,14 @@ def _grammar_words() -> frozenset[str]:
     return frozenset(words)
 
 
+@lru_cache(maxsize=1)
+def _slot_words() -> dict[str, frozenset[str]]:
+    """The content words each slot's grammar phrases use."""
+    return {slot: frozenset(w for phrases in GRAMMAR[slot].values() for p in phrases for w in _words(p)
+                            if w not in FUNCTION_WORDS)
+            for slot in ("shape", "size", "motion", "speed", "scene", "camera")}
+
+
 def _words(text: str) -> list[str]:
     """Lower-case words, and punctuation as tokens of its own (no phrase spans across it)."""
     return re.findall(r"[a-z]+(?:[-'][a-z]+)*|[,;:.!?]", text.lower())
@@ -232,8 +240,11 @@ class PromptRewriter:
                 if slot == "scene" and ((start - 1) in colour_at or (end - 2) in colour_at):
                     continue  # "a blue floor" is a plain blue background, not the checkered floor
                 # Grammar words in an order the grammar never used ("on a starry night") count too:
-                # whatever the grammar said exactly was claimed before this runs.
-                if any(w not in FUNCTION_WORDS for w in span):
+                # whatever the grammar said exactly was claimed before this runs. But a span of
+                # another slot's words alone is that slot's ("large" is a size, not "grows larger").
+                content = [w for w in span if w not in FUNCTION_WORDS]
+                others = set().union(*(v for k, v in _slot_words().items() if k != slot))
+                if content and not all(w in others and w not in _slot_words()[slot] for w in content):
                     yield start, end
 
     def _claim_exact(self, words, taken, slot: str, clause, positions: range) -> bool:
@@ -312,7 +323,9 @@ def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
 
 
 def _clauses(words: list[str]) -> list[range]:
-    """Word ranges of each object's clause: two objects are joined by "while" in this world."""
-    cuts = [i for i, w in enumerate(words) if w == "while"]
+    """Word ranges of each object's clause: two objects are joined by "while" in this world, and by
+    "and a ..." in people's prompts ("and grass", "falls and bounces" join no objects)."""
+    cuts = [i for i, w in enumerate(words)
+            if w == "while" or (w == "and" and i + 1 < len(words) and words[i + 1] in ("a", "an", "the"))]
     bounds = [0, *cuts, len(words)]
     return [range(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
