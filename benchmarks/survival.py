@@ -51,7 +51,8 @@ def survival(pipe: Pipeline, clips: int, levels: list[float]) -> dict[str, dict[
         x0 = pipe.autoencoder.encode(frames_to_tensor(frames)[None]).float()  # (1, C, t, h, w)
         for factor, ok in judged(pipe, x0, factors).items():
             hits[0.0][factor] += ok
-        text = pipe.text_encoder(["", caption(factors, random.Random(i))])
+        prompt = caption(factors, random.Random(i))
+        text = pipe.text_encoder([prompt] if cfg.guidance == 1.0 else ["", prompt])  # as the pipeline encodes
         velocity = sampling_velocity(pipe.transformer, {"text_tokens": text.tokens, "text_mask": text.mask,
                                                         "text_pooled": text.pooled},
                                      cfg.guidance, cfg.guidance_interval, cfg.guidance_outside)
