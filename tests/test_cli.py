@@ -25,6 +25,18 @@ def test_generate_writes_a_browser_playable_mp4_with_metadata(run, tiny_model_di
     assert metadata["title"] == "a red ball rolls left" and '"seed": 5' in metadata["comment"]
 
 
+def test_generate_says_how_the_model_read_a_rewritten_prompt_and_can_leave_it(run, tiny_model_dir, tmp_path):
+    out = tmp_path / "clip.mp4"
+    args = ("generate", "a scarlet ball rolls left", "-o", str(out), "--model", str(tiny_model_dir), "--seconds", "1",
+            "--quiet")
+    code, text = run(*args)
+    assert code == 0, text
+    assert "prompt as the model read it: 'a red ball rolls left'" in text
+    assert '"revised_prompt": "a red ball rolls left"' in read_video(out)[2]["comment"]
+    code, text = run(*args, "--no-rewrite")
+    assert code == 0 and "read it" not in text and "revised_prompt" not in read_video(out)[2]["comment"]
+
+
 @pytest.mark.parametrize("fmt", ["webm", "gif", "png"])
 def test_other_formats(run, tiny_model_dir, tmp_path, fmt):
     out = tmp_path / f"clip.{fmt}"
