@@ -21,7 +21,7 @@ def test_the_world_colours_map_to_themselves():
 @pytest.mark.parametrize("words, colour", [
     ("crimson", "red"), ("ruby", "red"), ("amber", "orange"), ("lemon", "yellow"), ("jade", "green"),
     ("navy", "blue"), ("azure", "blue"), ("lilac", "purple"), ("ivory", "white"), ("charcoal", "black"),
-    ("pitch-black", "black"), ("blood red", "red"), ("light blue", "blue"), ("sky-blue", "blue"),
+    ("silver", "gray"), ("grey", "gray"), ("pitch-black", "black"), ("blood red", "red"), ("light blue", "blue"), ("sky-blue", "blue"),
 ])
 def test_colour_words_people_use_land_on_the_world_colour_of_their_hue(words, colour):
     assert colour_name(words.split()) == colour

@@ -57,18 +57,16 @@ class Rewrite:
     changes: list[tuple[str, str]] = field(default_factory=list)  # (their words, ours)
 
 
-def world_colour(rgb: tuple[float, float, float], plain_background: bool = False) -> str:
-    """The world's colour name nearest in hue to an RGB colour (0..1 each); grays and near-blacks
-    by lightness. Gray is only a background in this world, so objects never get it."""
+def world_colour(rgb: tuple[float, float, float]) -> str:
+    """The world's colour name nearest in hue to an RGB colour (0..1 each); greys and near-blacks
+    by lightness (gray is a background colour only, but it is still what "silver" says)."""
     h, s, v = colorsys.rgb_to_hsv(*rgb)
     if v < 0.2:
         return "black"
     if s < 0.25 and v > 0.85:  # ivory, cream: a tint, not a hue
         return "white"
     if s < 0.15:
-        if plain_background and 0.35 <= v <= 0.7:
-            return "gray"
-        return "white" if v > 0.55 else "black"
+        return "white" if v > 0.8 else "gray" if v > 0.3 else "black"
     chromatic = {name: colorsys.rgb_to_hsv(*(c / 255 for c in COLORS[name]))[0]
                  for name in COLORS if name not in ("white", "black")}
     return min(chromatic, key=lambda name: min(abs(h - chromatic[name]), 1 - abs(h - chromatic[name])))
@@ -124,7 +122,7 @@ def colour_name(words: list[str]) -> str | None:
         return text
     lexicon = colour_lexicon()
     if text in lexicon:
-        return world_colour(lexicon[text], plain_background=False)
+        return world_colour(lexicon[text])
     # A compound's head names its colour: "snow-white", "pitch-black", "blood red", "light blue".
     parts = re.split(r"[- ]", text)
     if len(parts) == 2 and parts[1] in COLORS and ("-" in text or parts[0] in lexicon or parts[0] in NOT_COLOURS):
@@ -185,8 +183,8 @@ class PromptRewriter:
 
         colours = _colour_spans(words)
         colour_at = {i: c for s, e, c in colours for i in range(s, e)}
-        # The grammar's own plain backgrounds are claimed as they stand; then scenes, since a scene
-        # phrase may hold colour words ("an orange and purple sky").
+        # What the grammar says exactly is claimed as it stands (plain backgrounds, then each slot's
+        # phrases); colour words become the world's; the remaining spans compete for the open slots.
         plain = {t.format(c=c) for t in GRAMMAR["plain"] for c in PLAIN_BACKGROUNDS}
         for start in range(len(words)):
             for end in range(start + 1, min(start + MAX_SPAN, len(words)) + 1):
