@@ -90,3 +90,9 @@ def test_unwritable_output(run, tiny_model_dir, tmp_path):
         assert code == 2 and "not writable" in text
     finally:
         locked.chmod(0o700)
+
+
+def test_eval_names_an_unknown_prompt_set(run, tiny_model_dir, tmp_path):
+    code, text = run("eval", "--model", str(tiny_model_dir), "--sets", "held_out,bogus", "--json", str(tmp_path / "e.json"))
+    assert code == 2 and "unknown prompt set" in text and "seen, held_out, paraphrase" in text
+    assert not (tmp_path / "e.json").exists()

@@ -260,7 +260,9 @@ def evaluate(model, per_set, steps, guidance, sampler, seed, json_path, turbo, n
     pipe = _load_pipeline(model, turbo)
     results = run_eval(pipe, per_set=per_set, steps=steps, guidance=guidance, sampler=sampler, seed=seed,
                        sets=chosen, rewrite_prompt=not no_rewrite)
-    Path(json_path).write_text(json.dumps(results, indent=2))
+    tmp = Path(json_path).with_name(f".{Path(json_path).name}.tmp")  # never a half-written file
+    tmp.write_text(json.dumps(results, indent=2))
+    tmp.replace(json_path)
     Console().print(results_table(results))
     click.echo(f"wrote {json_path}")
 
