@@ -243,18 +243,17 @@ def export_turbo(transformer, model_dir, name, steps, sampler, shift):
 @click.option("--json", "json_path", default="eval.json", show_default=True, help="Where to write the results.")
 @click.option("--turbo", is_flag=True, help="Evaluate the model's distilled student.")
 @click.option("--no-rewrite", is_flag=True, help="Give the model the prompts as written (prompting.py off).")
-@click.option("--sets", default=",".join(("seen", "held_out", "paraphrase")), show_default=True,
-              help="Which prompt sets to run, comma-separated.")
+@click.option("--sets", default=None, help="Which prompt sets to run, comma-separated: seen, held_out, "
+              "paraphrase [default: all].")
 def evaluate(model, per_set, steps, guidance, sampler, seed, json_path, turbo, no_rewrite, sets):
     """Judge prompt adherence (seen, held-out, paraphrases) and temporal consistency with the analyzer."""
     from rich.console import Console
 
+    from .evaluation.run import SETS, results_table
     from .evaluation.run import evaluate as run_eval
-    from .evaluation.run import results_table
-    from .evaluation.run import SETS
     if per_set < 1:
         fail(f"--per-set must be >= 1, got {per_set}")
-    chosen = tuple(s.strip() for s in sets.split(",") if s.strip())
+    chosen = SETS if sets is None else tuple(s.strip() for s in sets.split(",") if s.strip())
     if not chosen or any(s not in SETS for s in chosen):
         fail(f"unknown prompt set in {sets!r}; allowed: {', '.join(SETS)}")
     pipe = _load_pipeline(model, turbo)

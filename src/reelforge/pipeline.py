@@ -336,9 +336,11 @@ class Pipeline:
             raise InputError(f"cache threshold must be between 0 (off) and 1, got {cache_threshold}")
         seed = random.randrange(2**31) if seed is None else int(seed)
         # 2. Encode the prompt; the negative prompt (or nothing) is the unconditional branch.
-        revised = self.rewriter(prompt).revised if rewrite_prompt else prompt
-        revised_negative = self.rewriter(negative_prompt).revised if rewrite_prompt and negative_prompt else negative_prompt
-        prompts = [revised] if guidance == 1.0 else [revised_negative or "", revised]
+        def revise(text: str | None) -> str | None:
+            return self.rewriter(text).revised if rewrite_prompt and text else text
+
+        revised = revise(prompt)
+        prompts = [revised] if guidance == 1.0 else [revise(negative_prompt) or "", revised]
         text = self.text_encoder(prompts)
         text_kwargs = {"text_tokens": text.tokens, "text_mask": text.mask, "text_pooled": text.pooled}
         # 3. Prepare latents: enough model frames to cover the clip at the model's frame rate.

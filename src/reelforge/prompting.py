@@ -84,21 +84,19 @@ def colour_lexicon() -> dict[str, tuple[float, float, float]]:
 
 
 @lru_cache(maxsize=1)
-def _grammar_words() -> frozenset[str]:
-    words = set(COLORS) | set(PLAIN_BACKGROUNDS) | FUNCTION_WORDS | PUNCTUATION
-    for slot in ("shape", "size", "motion", "speed", "scene", "camera"):
-        for phrases in GRAMMAR[slot].values():
-            words.update(w for p in phrases for w in _words(p))
-    words.update(w for p in GRAMMAR["plain"] for w in _words(p.format(c="")))
-    return frozenset(words)
-
-
-@lru_cache(maxsize=1)
 def _slot_words() -> dict[str, frozenset[str]]:
     """The content words each slot's grammar phrases use."""
     return {slot: frozenset(w for phrases in GRAMMAR[slot].values() for p in phrases for w in _words(p)
                             if w not in FUNCTION_WORDS)
             for slot in ("shape", "size", "motion", "speed", "scene", "camera")}
+
+
+@lru_cache(maxsize=1)
+def _grammar_words() -> frozenset[str]:
+    words = set(COLORS) | set(PLAIN_BACKGROUNDS) | FUNCTION_WORDS | PUNCTUATION
+    words.update(*_slot_words().values())
+    words.update(w for p in GRAMMAR["plain"] for w in _words(p.format(c="")))
+    return frozenset(words)
 
 
 def _words(text: str) -> list[str]:
@@ -158,6 +156,7 @@ class PromptRewriter:
         self.phrases = {slot: {value: list(phrases) for value, phrases in GRAMMAR[slot].items()}
                         for slot in ("scene", "camera", *OBJECT_SLOTS)}
         self.phrases["size"]["medium"] = [p for p in self.phrases["size"]["medium"] if p]
+        self.exact = {slot: {p for phrases in table.values() for p in phrases} for slot, table in self.phrases.items()}
 
     def _embed(self, texts: list[str]) -> torch.Tensor:
         missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
@@ -186,13 +185,12 @@ class PromptRewriter:
         # What the grammar says exactly is claimed as it stands (plain backgrounds, then each slot's
         # phrases); colour words become the world's; the remaining spans compete for the open slots.
         plain = {t.format(c=c) for t in GRAMMAR["plain"] for c in PLAIN_BACKGROUNDS}
-        for start in range(len(words)):
-            for end in range(start + 1, min(start + MAX_SPAN, len(words)) + 1):
-                if " ".join(words[start:end]) in plain:
-                    taken[start:end] = [True] * (end - start)
+        while _claim_exact(words, taken, plain, range(len(words))):
+            pass
         scopes = [(slot, None, range(len(words))) for slot in WHOLE_PROMPT_SLOTS]
         scopes += [(slot, k, clause) for k, clause in enumerate(_clauses(words)) for slot in OBJECT_SLOTS]
-        scopes = [scope for scope in scopes if not self._claim_exact(words, taken, *scope)]
+        scopes = [(slot, clause, positions) for slot, clause, positions in scopes
+                  if not _claim_exact(words, taken, self.exact[slot], positions)]
         for s, e, c in colours:
             if not any(taken[s:e]):
                 replace(s, e, c)
@@ -223,12 +221,15 @@ class PromptRewriter:
                     start, end, current = s, e, wider
         return start, end
 
-    def _spans(self, words, taken, positions: range, colour_at, allow_colours: bool, slot: str):
-        """Free spans inside `positions` that hold more than function words."""
+    def _spans(self, words, taken, positions: range, colour_at, slot: str):
+        """Free spans inside `positions` that hold more than function words. Only scene spans may hold
+        colour words ("an orange and purple sky")."""
+        others = set().union(*(v for k, v in _slot_words().items() if k != slot)) - _slot_words()[slot]
         for start in positions:
             for end in range(start + 1, min(start + MAX_SPAN, positions.stop) + 1):
                 last = words[end - 1]
-                if taken[end - 1] or last in PUNCTUATION or last in NEGATIONS or (not allow_colours and (end - 1) in colour_at):
+                if (taken[end - 1] or last in PUNCTUATION or last in NEGATIONS
+                        or (slot != "scene" and (end - 1) in colour_at)):
                     break
                 span = words[start:end]
                 if NEGATIONS.intersection(words[max(0, start - 2):start]):
@@ -241,19 +242,8 @@ class PromptRewriter:
                 # whatever the grammar said exactly was claimed before this runs. But a span of
                 # another slot's words alone is that slot's ("large" is a size, not "grows larger").
                 content = [w for w in span if w not in FUNCTION_WORDS]
-                others = set().union(*(v for k, v in _slot_words().items() if k != slot))
-                if content and not all(w in others and w not in _slot_words()[slot] for w in content):
+                if content and not all(w in others for w in content):
                     yield start, end
-
-    def _claim_exact(self, words, taken, slot: str, clause, positions: range) -> bool:
-        """Claim the longest exact grammar phrase of `slot` in `positions`, as it stands; whether one was there."""
-        exact = {p for phrases in self.phrases[slot].values() for p in phrases}
-        for start in positions:
-            for end in range(min(start + MAX_SPAN, positions.stop), start, -1):  # "grows larger", not "grows"
-                if " ".join(words[start:end]) in exact and not any(taken[start:end]):
-                    taken[start:end] = [True] * (end - start)
-                    return True
-        return False
 
     def _assign(self, words, taken, replace, scopes, colour_at) -> None:
         """Every slot's candidate spans compete at once: the clearest (span, grammar phrase) match
@@ -261,7 +251,8 @@ class PromptRewriter:
         ("bounces off the floor" goes to motion as a whole before "the floor" can go to scenes)."""
         candidates = []  # (similarity, margin, start, end, slot, scope, value)
         for slot, clause, positions in scopes:
-            spans = list(self._spans(words, taken, positions, colour_at, slot == "scene", slot))
+            floor = MIN_SCENE_SIMILARITY if slot == "scene" else MIN_SIMILARITY
+            spans = list(self._spans(words, taken, positions, colour_at, slot))
             if not spans:
                 continue
             table = self.phrases[slot]
@@ -275,7 +266,6 @@ class PromptRewriter:
                 top = row.topk(min(2, len(values)))
                 best = float(top.values[0])
                 margin = best - float(top.values[1]) if len(values) > 1 else best
-                floor = MIN_SCENE_SIMILARITY if slot == "scene" else MIN_SIMILARITY
                 if best >= floor and margin >= MIN_MARGIN:
                     candidates.append((best, margin, start, end, slot, clause, values[int(top.indices[0])]))
         done = set()
@@ -291,6 +281,16 @@ class PromptRewriter:
                 start, end = self._absorb(words, taken, colour_at, start, end, self.phrases[slot][value])
             replace(start, end, self.phrases[slot][value][0])
             done.add((slot, clause))
+
+
+def _claim_exact(words: list[str], taken: list[bool], exact: set[str], positions: range) -> bool:
+    """Claim the longest of the `exact` phrases found first in `positions`, as it stands; whether one was there."""
+    for start in positions:
+        for end in range(min(start + MAX_SPAN, positions.stop), start, -1):  # "grows larger", not "grows"
+            if " ".join(words[start:end]) in exact and not any(taken[start:end]):
+                taken[start:end] = [True] * (end - start)
+                return True
+    return False
 
 
 def _rule_out_other_directions(row: torch.Tensor, values: list[str], span: list[str]) -> torch.Tensor:
@@ -314,10 +314,6 @@ def _span_text(words: list[str], start: int, end: int, colour_at: dict[int, str]
         elif i == start or colour_at.get(i - 1) is None or i - 1 < start:
             out.append(colour_at[i])
     return " ".join(out)
-
-
-def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    return a[0] < b[1] and b[0] < a[1]
 
 
 def _clauses(words: list[str]) -> list[range]:

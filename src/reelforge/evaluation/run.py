@@ -47,7 +47,8 @@ def evaluate(pipe, per_set: int = 24, steps=None, guidance=None, sampler=None, s
                 hits[factor] += ok
                 counts[factor] += 1
             consistency.append(temporal_consistency(analysis))
-            clips.append({"prompt": prompt, "revised_prompt": video.settings.get("revised_prompt", prompt), "factors": factors.to_dict(), "judged": judged,
+            clips.append({"prompt": prompt, "revised_prompt": video.settings.get("revised_prompt", prompt),
+                          "factors": factors.to_dict(), "judged": judged,
                           "seen": {"background": analysis.background,
                                    **({k: getattr(analysis.main, k) for k in ("color", "shape", "motion", "size", "speed")}
                                       if analysis.main else {})}})
