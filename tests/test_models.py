@@ -194,6 +194,22 @@ def test_self_conditioned_transformer_reads_its_previous_estimate_and_zeros_by_d
         VideoTransformer(TINY_DIT)(x, t, **text, self_cond=x)
 
 
+def test_convolutional_head_sees_across_token_borders():
+    torch.manual_seed(0)
+    model = VideoTransformer(dataclasses.replace(TINY_DIT, conv_head=8))
+    torch.nn.init.normal_(model.head_conv[-1].weight, std=0.1)
+    torch.nn.init.normal_(model.patch_embed.weight, std=0.5)
+    for block in model.blocks:  # gates at zero: no token hears another through attention
+        torch.nn.init.zeros_(block.modulation)
+    x, text = torch.zeros(1, 4, 1, 8, 8), _text(1)
+    base = model(x, torch.ones(1), **text)
+    x[..., 3, 3] = 1.0  # one latent cell, in the token of rows and columns 0-3
+    changed = (model(x, torch.ones(1), **text) - base).abs()
+    assert changed[..., :4, :4].max() > 1e-3  # its own token, through the linear head
+    assert changed[..., 4, 4].max() > 1e-4  # the next token's corner, through the convolutions
+    assert changed[..., 6:, 6:].max() < 1e-6  # beyond their reach
+
+
 @pytest.mark.parametrize("grid", [(2, 4, 4), (2, 4, 7), (1, 7, 4)])
 def test_absolute_positions_are_measured_from_the_frame_centre_in_world_units(grid):
     from reelforge.models.transformer import position_features

@@ -203,7 +203,7 @@ def test_temporal_reconstruction_loss_penalises_an_error_that_jumps_not_one_that
 def test_self_conditioned_training_with_absolute_positions_starts_from_plain_weights_as_the_same_model(tiny_bank, tiny_model_dir, tmp_path):
     lines = _finetune_at_no_rate(tiny_bank, tiny_model_dir, tmp_path, 2, self_condition=True, absolute_positions=True)
     assert any("no self-conditioning input" in line for line in lines)
-    assert any("no absolute positions; they start at zero" in line for line in lines)
+    assert any("had no weights for the absolute positions; it starts with a zero output" in line for line in lines)
     losses = [float(line.split("loss ")[1].split()[0]) for line in lines if line.startswith("step ")]
     assert len(losses) == 2 and all(np.isfinite(losses))
     start = load_file(str(tiny_model_dir / "transformer.safetensors"))["patch_embed.weight"].float()
@@ -211,6 +211,22 @@ def test_self_conditioned_training_with_absolute_positions_starts_from_plain_wei
     inputs = start.shape[1]
     assert trained.shape[1] == 2 * inputs  # latents, then the estimate
     assert torch.allclose(trained[:, :inputs], start, atol=1e-4) and trained[:, inputs:].abs().max() < 1e-4
+
+
+def test_a_convolutional_head_added_in_a_fine_tune_starts_as_the_model_it_came_from(tiny_bank, tiny_model_dir, tmp_path):
+    lines = _finetune_at_no_rate(tiny_bank, tiny_model_dir, tmp_path, 1, conv_head=8)
+    assert any("had no weights for the convolutional head; it starts with a zero output" in line for line in lines)
+    model_cfg = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert model_cfg["conv_head"] == 8
+    with_head = VideoTransformer(TransformerConfig.from_dict(model_cfg))
+    with_head.load_state_dict({k: v.float() for k, v in load_file(str(tmp_path / "run" / "model.safetensors")).items()})
+    plain = VideoTransformer(TransformerConfig.from_dict(json.loads((tiny_model_dir / "transformer.json").read_text())))
+    plain.load_state_dict({k: v.float() for k, v in load_file(str(tiny_model_dir / "transformer.safetensors")).items()})
+    x, t = torch.randn(1, plain.cfg.in_channels, 2, 8, 8), torch.rand(1)
+    text = {"text_tokens": torch.randn(1, 3, 384), "text_mask": torch.ones(1, 3, dtype=torch.bool),
+            "text_pooled": torch.randn(1, 384)}
+    with torch.no_grad():
+        assert torch.allclose(with_head(x, t, **text), plain(x, t, **text), atol=1e-3)
 
 
 def test_position_layer_learns_at_its_multiple_of_the_schedule(tiny_model_dir):
@@ -222,6 +238,10 @@ def test_position_layer_learns_at_its_multiple_of_the_schedule(tiny_model_dir):
     assert rest["lr"] == lr and positions["lr"] == 10 * lr
     assert {id(p) for p in positions["params"]} == {id(p) for p in model.pos_embed.parameters()}
     assert len(rest["params"]) + len(positions["params"]) == len(list(model.parameters()))
+    with_head = VideoTransformer(TransformerConfig.from_dict({**model_cfg, "conv_head": 8}))
+    rest, positions, head = torch.optim.AdamW(_param_groups(with_head, 10.0, 5.0), lr=1.0).param_groups
+    assert positions["lr_scale"] == 10.0 and head["lr_scale"] == 5.0 and "lr_scale" not in rest
+    assert {id(p) for p in head["params"]} == {id(p) for name, p in with_head.named_parameters() if name.startswith("head_")}
 
 
 def test_object_weight_only_where_the_noise_level_lets_the_object_show():

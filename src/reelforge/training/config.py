@@ -80,6 +80,7 @@ class TransformerTrainConfig:
     # Learning-rate multiple for the absolute-position layer: it starts at zero in a fine-tune, and
     # at the trained layers' rate it was measured to stay near zero (weights ~0.003 after 575 steps).
     position_lr_scale: float = 1.0
+    head_lr_scale: float = 1.0  # the convolutional head's multiple of the learning rate (`model.conv_head`)
     device: str = "cpu"  # or "cuda", or "auto" (cuda where there is one)
     # When > 0, the step count is fitted (after warm-up) to end training in this many seconds; `steps`
     # is then an upper bound. For lent GPU time, whose rate is unknown beforehand.

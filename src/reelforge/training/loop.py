@@ -63,6 +63,11 @@ def _source(cfg: TransformerTrainConfig, device: torch.device, log: Callable[[st
     return stream
 
 
+# Parts a model may gain in a fine-tune, by the prefix of their weights; each starts with a zero
+# output layer, so the fine-tune begins as exactly the model it came from.
+ADDED_LATER = {"pos_embed.": "the absolute positions", "head_": "the convolutional head"}
+
+
 def _init_from(model: VideoTransformer, path: Path, log: Callable[[str], None]) -> None:
     """Start from trained weights; when they predicted something else (velocity vs clean sample),
     the last layer's output changes meaning, so it restarts at zero as adaLN-Zero starts it. Weights
@@ -74,10 +79,11 @@ def _init_from(model: VideoTransformer, path: Path, log: Callable[[str], None]) 
         state["patch_embed.weight"] = torch.cat([embed, embed.new_zeros(embed.shape[0], wanted.shape[1] - embed.shape[1])], 1)
         log(f"{path} had no self-conditioning input; its weights on it start at zero")
     missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or any(not name.startswith("pos_embed.") for name in missing):
+    if unexpected or any(not name.startswith(tuple(ADDED_LATER)) for name in missing):
         raise ValueError(f"{path} does not fit this model: missing {missing}, unexpected {unexpected}")
-    if missing:
-        log(f"{path} had no absolute positions; they start at zero")
+    for prefix, part in ADDED_LATER.items():
+        if any(name.startswith(prefix) for name in missing):
+            log(f"{path} had no weights for {part}; it starts with a zero output")
     sidecar = path.with_suffix(".json")
     was = (TransformerConfig.from_dict(json.loads(sidecar.read_text())) if sidecar.exists() else TransformerConfig()).prediction
     if was != model.cfg.prediction:
@@ -86,10 +92,16 @@ def _init_from(model: VideoTransformer, path: Path, log: Callable[[str], None]) 
         log(f"{path} predicted {was}; output layer reset to predict {model.cfg.prediction}")
 
 
-def _param_groups(model: VideoTransformer, position_lr_scale: float) -> list[dict]:
-    positions = [p for name, p in model.named_parameters() if name.startswith("pos_embed.")]
-    rest = [p for name, p in model.named_parameters() if not name.startswith("pos_embed.")]
-    return [{"params": rest}] + ([{"params": positions, "lr_scale": position_lr_scale}] if positions else [])
+def _param_groups(model: VideoTransformer, position_lr_scale: float, head_lr_scale: float = 1.0) -> list[dict]:
+    """The rest of the model, then the absolute-position layer and the convolutional head where the
+    model has them, each at its own multiple of the schedule (parts added in a fine-tune start at
+    zero and would barely move at a fine-tune's rate)."""
+    groups = {"rest": [], "pos_embed.": [], "head_": []}
+    for name, p in model.named_parameters():
+        groups[next((prefix for prefix in ("pos_embed.", "head_") if name.startswith(prefix)), "rest")].append(p)
+    scales = {"rest": 1.0, "pos_embed.": position_lr_scale, "head_": head_lr_scale}
+    return [{"params": groups["rest"]}] + [{"params": params, "lr_scale": scales[part]}
+                                           for part, params in groups.items() if part != "rest" and params]
 
 
 def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = lambda s: None) -> Path:
@@ -103,7 +115,7 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
     model.to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
     log(f"transformer: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {device}")
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg.position_lr_scale), lr=cfg.lr,
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg.position_lr_scale, cfg.head_lr_scale), lr=cfg.lr,
                                   weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
     step = resume(run_dir, model, optimizer, log, ema)
     if not step and cfg.init_from:
