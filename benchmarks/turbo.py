@@ -20,11 +20,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import print_table, write_results  # noqa: E402
 
-from reelforge.evaluation.metrics import FACTORS, adherence, temporal_consistency  # noqa: E402
+from reelforge.evaluation.metrics import FACTORS, judge, temporal_consistency  # noqa: E402
 from reelforge.evaluation.run import prompt_sets  # noqa: E402
-from reelforge.media.decode import h264_roundtrip  # noqa: E402
 from reelforge.media.provenance import load_identity, write_marked  # noqa: E402
-from reelforge.world.analyzer import analyze  # noqa: E402
 
 
 def run_config(pipe, prompts, identity, out: Path, **kwargs) -> dict:
@@ -34,8 +32,8 @@ def run_config(pipe, prompts, identity, out: Path, **kwargs) -> dict:
         video = pipe(prompt, seconds=4, seed=i, **kwargs)
         write_marked(video.frames, out, video.fps, "mp4", video.settings, video.metadata, f"bench_{i}", identity)
         times.append(time.perf_counter() - t0)
-        analysis = analyze(h264_roundtrip(video.frames, video.fps), video.fps)
-        for factor, ok in adherence(factors, analysis).items():
+        analysis, judged = judge(video.frames, video.fps, factors)
+        for factor, ok in judged.items():
             hits[factor].append(ok)
         consistency.append(temporal_consistency(analysis))
     return {"seconds_mean": float(np.mean(times)), "seconds_all": times,

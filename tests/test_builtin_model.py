@@ -3,6 +3,7 @@ import random
 
 import pytest
 
+from reelforge.evaluation.metrics import judge
 from reelforge.media.decode import h264_roundtrip
 from reelforge.pipeline import BUILTIN_DIR, Pipeline
 from reelforge.world.analyzer import analyze
@@ -26,13 +27,10 @@ def judge_held_out(pipe, clips: int = 8, draw=sample_held_out_factors, worded=ca
     for i in range(clips):
         factors = draw(rng)
         video = pipe(worded(factors, rng), seed=i, **kwargs)
-        a = analyze(h264_roundtrip(video.frames, video.fps), video.fps)
-        o = factors.objects[0]
+        a, judged = judge(video.frames, video.fps, factors)
         got = (a.main.color, a.main.shape, a.main.motion) if a.main else None
-        results.append({"colour": bool(a.main) and a.main.color == o.color,
-                        "shape": bool(a.main) and a.main.shape == o.shape,
-                        "motion": bool(a.main) and a.main.motion == o.motion,
-                        "background": a.background == factors.background, "got": got})
+        results.append({"colour": judged["color"], "shape": judged["shape"], "motion": judged["motion"],
+                        "background": judged["background"], "got": got})
     return results
 
 

@@ -1,7 +1,10 @@
 """Compare what a prompt asked for with what the analyzer saw."""
 from __future__ import annotations
 
-from ..world.analyzer import ClipAnalysis
+import numpy as np
+
+from ..media.decode import h264_roundtrip
+from ..world.analyzer import ClipAnalysis, analyze
 from ..world.factors import ClipFactors
 
 FACTORS = ("color", "shape", "motion", "background", "size", "speed", "camera")
@@ -18,6 +21,13 @@ def adherence(factors: ClipFactors, analysis: ClipAnalysis) -> dict[str, bool]:
     if want.motion in ("grow", "shrink"):
         del result["size"]  # the size changes by design
     return result
+
+
+def judge(frames: np.ndarray, fps: float, factors: ClipFactors) -> tuple[ClipAnalysis, dict[str, bool]]:
+    """What the analyzer reads in frames (T, H, W, 3) once they are an H.264 file, as a user's would
+    be, and per factor whether that is what `factors` asked for."""
+    analysis = analyze(h264_roundtrip(frames, fps), fps)
+    return analysis, adherence(factors, analysis)
 
 
 def temporal_consistency(analysis: ClipAnalysis) -> float:

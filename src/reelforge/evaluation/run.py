@@ -6,12 +6,10 @@ import random
 import time
 from collections import defaultdict
 
-from ..media.decode import h264_roundtrip
-from ..world.analyzer import analyze
 from ..world.captions import caption, paraphrase
 from ..world.factors import ClipFactors
 from ..world.splits import sample_held_out_factors, sample_train_factors
-from .metrics import FACTORS, adherence, temporal_consistency
+from .metrics import FACTORS, judge, temporal_consistency
 
 SETS = ("seen", "held_out", "paraphrase")
 
@@ -41,8 +39,7 @@ def evaluate(pipe, per_set: int = 24, steps=None, guidance=None, sampler=None, s
         for i, (factors, prompt) in enumerate(prompts[name]):
             video = pipe(prompt, seed=seed * 100_000 + i, steps=steps, guidance=guidance, sampler=sampler,
                          cache_threshold=cache_threshold, rewrite_prompt=rewrite_prompt)
-            analysis = analyze(h264_roundtrip(video.frames, video.fps), video.fps)
-            judged = adherence(factors, analysis)
+            analysis, judged = judge(video.frames, video.fps, factors)
             for factor, ok in judged.items():
                 hits[factor] += ok
                 counts[factor] += 1
