@@ -30,6 +30,7 @@ from reelforge.models.text_encoder import TextEncoder  # noqa: E402
 from reelforge.models.transformer import TransformerConfig, VideoTransformer  # noqa: E402
 from reelforge.training.bank import load_autoencoder, load_bank  # noqa: E402
 from reelforge.training.data import tensor_to_frames  # noqa: E402
+from reelforge.training.step import apply_gradients, set_lr  # noqa: E402
 from reelforge.world.analyzer import analyze  # noqa: E402
 from reelforge.world.captions import caption  # noqa: E402
 from reelforge.world.factors import ClipFactors  # noqa: E402
@@ -56,19 +57,11 @@ def train(cfg: TransformerConfig, images: torch.Tensor, factors: list, text_enco
         text = text_encoder(["" if rng.random() < 0.1 else caption(factors[i], rng) for i in idx])
         t = sample_t(BATCH, generator, shift=2.0)
         noise = torch.randn(images[idx].shape, generator=generator)
-        for group in optimizer.param_groups:
-            group["lr"] = LR * min(1, (step + 1) / 50) * (0.55 + 0.45 * np.cos(np.pi * step / steps))
+        set_lr(optimizer, LR, step, warmup=50, steps=steps)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             loss = flow_loss(model, images[idx], t, noise, None, text_tokens=text.tokens, text_mask=text.mask,
                              text_pooled=text.pooled).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        with torch.no_grad():
-            decay = 0.995 if step > 100 else 0.0
-            for e, p in zip(ema.parameters(), model.parameters()):
-                e.mul_(decay).add_(p.detach(), alpha=1 - decay)
+        apply_gradients(model, optimizer, loss, ema, 0.995 if step > 100 else 0.0)
         if step % 50 == 0:
             losses[step] = round(loss.item(), 4)
     return ema.eval(), losses, steps * BATCH / (time.time() - started)

@@ -268,7 +268,6 @@ class VideoTransformer(nn.Module, CacheMixin):
         out = self.unpatchify(self.proj_out(x), grid)
         if self.cfg.conv_head:
             out = out + self.head_conv(self.unpatchify(self.head_features(x), grid))
-        x = out
         if self.cfg.prediction == "velocity":
-            return x
-        return preconditioned_velocity(x, latents, t_frames, self.cfg.sigma_data)
+            return out
+        return preconditioned_velocity(out, latents, t_frames, self.cfg.sigma_data)

@@ -96,12 +96,13 @@ def _param_groups(model: VideoTransformer, position_lr_scale: float, head_lr_sca
     """The rest of the model, then the absolute-position layer and the convolutional head where the
     model has them, each at its own multiple of the schedule (parts added in a fine-tune start at
     zero and would barely move at a fine-tune's rate)."""
-    groups = {"rest": [], "pos_embed.": [], "head_": []}
+    scales = {"pos_embed.": position_lr_scale, "head_": head_lr_scale}  # by ADDED_LATER's prefixes
+    rest, added = [], {prefix: [] for prefix in scales}
     for name, p in model.named_parameters():
-        groups[next((prefix for prefix in ("pos_embed.", "head_") if name.startswith(prefix)), "rest")].append(p)
-    scales = {"rest": 1.0, "pos_embed.": position_lr_scale, "head_": head_lr_scale}
-    return [{"params": groups["rest"]}] + [{"params": params, "lr_scale": scales[part]}
-                                           for part, params in groups.items() if part != "rest" and params]
+        part = next((prefix for prefix in scales if name.startswith(prefix)), None)
+        (added[part] if part else rest).append(p)
+    return [{"params": rest}] + [{"params": params, "lr_scale": scales[prefix]}
+                                 for prefix, params in added.items() if params]
 
 
 def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = lambda s: None) -> Path:
