@@ -230,3 +230,31 @@ def test_a_model_with_absolute_positions_tells_the_centre_from_the_edge():
     x = torch.zeros(1, 4, 1, 16, 16)  # the same content at every token
     v = model(x, torch.full((1,), 1.0), **_text(1))
     assert not torch.allclose(v[..., 6:10, 6:10].mean(), v[..., :2, :2].mean(), atol=1e-4)
+
+
+def test_a_model_resized_to_a_smaller_patch_sees_each_new_token_as_the_old_one_saw_it_spread_out():
+    from reelforge.models.transformer import resize_patch_weights
+    torch.manual_seed(0)
+    old = VideoTransformer(TINY_DIT)
+    for p in old.parameters():  # every zero-started layer live, so nothing passes trivially
+        torch.nn.init.normal_(p, std=0.2)
+    new = VideoTransformer(dataclasses.replace(TINY_DIT, patch=(1, 2, 2)))
+    new.load_state_dict(resize_patch_weights(old.state_dict(), (1, 4, 4), (1, 2, 2)))
+    latents, t, text = torch.randn(1, 4, 2, 4, 6), torch.rand(1), _text(1)
+    spread = latents.repeat_interleave(2, -1).repeat_interleave(2, -2)  # each cell over 2x2
+    with torch.no_grad():
+        expected = torch.nn.functional.avg_pool3d(old(spread, t, **text), (1, 2, 2))
+        assert torch.allclose(new(latents, t, **text), expected, atol=1e-4)
+    with pytest.raises(ValueError, match="divides"):
+        resize_patch_weights(old.state_dict(), (1, 4, 4), (1, 3, 3))
+
+
+def test_rotary_positions_counted_in_another_patch_keep_distances_in_latent_cells():
+    from reelforge.models.transformer import rope_frequencies
+    fine = rope_frequencies((1, 4, 4), TINY_DIT.rope_split, "cpu", spacing=(1.0, 0.5, 0.5))
+    coarse = rope_frequencies((1, 2, 2), TINY_DIT.rope_split, "cpu")
+    # fine tokens 2 apart are as far as coarse neighbours: (row 2, col 2) of 4x4 vs (1, 1) of 2x2
+    assert torch.allclose(fine.view(4, 4, -1)[2, 2], coarse.view(2, 2, -1)[1, 1])
+    model = VideoTransformer(dataclasses.replace(TINY_DIT, patch=(1, 2, 2), rope_patch=(1, 4, 4)))
+    torch.nn.init.normal_(model.proj_out.weight, std=0.1)
+    assert model(torch.randn(1, 4, 2, 8, 8), torch.rand(1), **_text(1)).shape == (1, 4, 2, 8, 8)

@@ -137,6 +137,16 @@ def test_starting_a_preconditioned_model_from_velocity_weights_restarts_only_its
     assert json.loads((tmp_path / "run" / "model.json").read_text())["prediction"] == "preconditioned"
 
 
+def test_a_fine_tune_at_a_finer_patch_starts_from_resized_weights(tiny_bank, tiny_model_dir, tmp_path):
+    lines = _finetune_at_no_rate(tiny_bank, tiny_model_dir, tmp_path, 1, patch=[1, 2, 2], rope_patch=[1, 4, 4])
+    assert any("trained at patch (1, 4, 4); its input and output layers resized to (1, 2, 2)" in line for line in lines)
+    start = load_file(str(tiny_model_dir / "transformer.safetensors"))
+    trained = load_file(str(tmp_path / "run" / "model.safetensors"))
+    assert trained["patch_embed.weight"].shape[1] * 4 == start["patch_embed.weight"].shape[1]
+    assert trained["proj_out.weight"].shape[0] * 4 == start["proj_out.weight"].shape[0]
+    assert torch.allclose(trained["blocks.0.mlp.0.weight"].float(), start["blocks.0.mlp.0.weight"].float(), atol=1e-4)
+
+
 def test_streamed_training_renders_encodes_and_fits_the_schedule_to_its_time_budget(tiny_model_dir, tmp_path):
     model = json.loads((tiny_model_dir / "transformer.json").read_text())
     cfg = TransformerTrainConfig(run_dir=str(tmp_path / "run"), data="stream", workers=1, stream_chunk=2,

@@ -4,7 +4,8 @@ Tokens are (1 x 4 x 4) patches of the latent video. Each block: self-attention o
 with 3D rotary positions (time, row, column), cross-attention to the text's token states, and an
 MLP; the timestep (plus the pooled sentence) modulates every block through one shared adaLN
 projection and a per-block table (PixArt-alpha's adaLN-single), which keeps the model small.
-Rotary positions are integer grid indices, so the same weights run at any length and aspect ratio.
+Rotary positions are grid indices (in units of `rope_patch` where set), so the same weights run at
+any length and aspect ratio.
 An optional convolutional head (`conv_head`) refines the linear output across token borders.
 """
 from __future__ import annotations
@@ -58,6 +59,11 @@ class TransformerConfig(JsonConfig):
     # (U-ViT's final convolution, Bao et al. 2023). Its last layer starts at zero, so a model
     # fine-tuned with it begins as the one it came from.
     conv_head: int = 0
+    # Rotary positions counted in patches of this size instead of the model's own (None), so a
+    # model fine-tuned from one patch size to another keeps its sense of distance: measured on
+    # images, a (1, 2, 2) patch learns far more per sample than the (1, 4, 4) one the built-in
+    # model was trained at (`benchmarks/image_tokens.py`).
+    rope_patch: tuple[int, int, int] | None = None
 
     def __post_init__(self):
         if self.prediction not in ("velocity", "preconditioned"):
@@ -72,12 +78,14 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
-def rope_frequencies(grid: tuple[int, int, int], split: tuple[int, int, int], device) -> torch.Tensor:
-    """Complex rotations (N, head_dim / 2) for a (t, h, w) token grid, N = t * h * w."""
+def rope_frequencies(grid: tuple[int, int, int], split: tuple[int, int, int], device,
+                     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> torch.Tensor:
+    """Complex rotations (N, head_dim / 2) for a (t, h, w) token grid, N = t * h * w, neighbouring
+    tokens `spacing` apart on each axis."""
     parts = []
     for axis, (size, channels) in enumerate(zip(grid, split)):
         freqs = 1.0 / (10000 ** (torch.arange(0, channels, 2, device=device).float() / channels))
-        angles = torch.outer(torch.arange(size, device=device).float(), freqs)  # (size, channels/2)
+        angles = torch.outer(torch.arange(size, device=device).float() * spacing[axis], freqs)  # (size, channels/2)
         shape = [1, 1, 1, channels // 2]
         shape[axis] = size
         parts.append(angles.view(shape).expand(*grid, channels // 2))
@@ -100,6 +108,34 @@ def position_features(grid: tuple[int, int, int], patch: tuple[int, int, int], d
     coords = torch.stack(torch.meshgrid(ts, ys, xs, indexing="ij"), -1).reshape(-1, 3)  # (N, 3): t, y, x
     angles = math.pi * coords[:, :, None] * torch.tensor(POSITION_FREQS, device=device)  # (N, 3, 4)
     return torch.cat([angles.sin(), angles.cos()], -1).flatten(1)
+
+
+def resize_patch_weights(state: dict[str, torch.Tensor], old: tuple[int, int, int],
+                         new: tuple[int, int, int]) -> dict[str, torch.Tensor]:
+    """Weights trained at patch `old` made to start a model at a smaller patch `new` (each axis of
+    `old` a multiple of `new`'s), FlexiViT's PI-resize (Beyer et al. 2023): a new token embeds as
+    an old one would embed its content spread over the old patch (the input weights summed over
+    each group of cells), and outputs the mean of what the old one output over that group."""
+    ratios = [o // n for o, n in zip(old, new)]
+    if any(o % n or o < n for o, n in zip(old, new)):
+        raise ValueError(f"can only resize a patch to one that divides it, not {old} to {new}")
+    grouped = [x for n, r in zip(new, ratios) for x in (n, r)]  # (t', rt, h', rh, w', rw)
+
+    def regroup(weight: torch.Tensor, leading: int, reduce) -> torch.Tensor:
+        # weight (..., C * prod(old), ...) with the patch axis at `leading`
+        w = weight.movedim(leading, -1)
+        channels = w.shape[-1] // math.prod(old)
+        w = w.reshape(*w.shape[:-1], channels, *grouped)
+        w = reduce(w, dim=(-5, -3, -1))
+        return w.flatten(-4).movedim(-1, leading)
+
+    state = dict(state)
+    state["patch_embed.weight"] = regroup(state["patch_embed.weight"], 1, torch.sum)
+    for name in ("proj_out", "head_features"):
+        if f"{name}.weight" in state:
+            state[f"{name}.weight"] = regroup(state[f"{name}.weight"], 0, torch.mean)
+            state[f"{name}.bias"] = regroup(state[f"{name}.bias"], 0, torch.mean)
+    return state
 
 
 def apply_rope(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
@@ -249,7 +285,9 @@ class VideoTransformer(nn.Module, CacheMixin):
         x = self.patch_embed(x)  # (B, N, d)
         if self.cfg.absolute_positions:
             x = x + self.pos_embed(position_features(grid, self.cfg.patch, x.device).to(x.dtype))
-        freqs = rope_frequencies(grid, self.cfg.rope_split, x.device)
+        spacing = (1.0, 1.0, 1.0) if self.cfg.rope_patch is None else tuple(
+            p / r for p, r in zip(self.cfg.patch, self.cfg.rope_patch))
+        freqs = rope_frequencies(grid, self.cfg.rope_split, x.device, spacing)
         b = x.shape[0]
         t = t.view(b, -1)  # (B, 1) or (B, T)
         t_frames = t

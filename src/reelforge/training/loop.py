@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from ..flow.objective import flow_loss, sample_t, self_condition_input
 from ..models.text_encoder import TextEncoder
-from ..models.transformer import TransformerConfig, VideoTransformer
+from ..models.transformer import TransformerConfig, VideoTransformer, resize_patch_weights
 from ..world.captions import caption
 from ..world.factors import ClipFactors
 from .bank import load_autoencoder, load_bank
@@ -74,6 +74,11 @@ def _init_from(model: VideoTransformer, path: Path, log: Callable[[str], None]) 
     without self-conditioning (or absolute positions) start a model with them at zero on the new
     input, so it begins as exactly the model it came from."""
     state = load_file(str(path))
+    sidecar = path.with_suffix(".json")
+    was = TransformerConfig.from_dict(json.loads(sidecar.read_text())) if sidecar.exists() else TransformerConfig()
+    if was.patch != model.cfg.patch:
+        state = resize_patch_weights(state, was.patch, model.cfg.patch)
+        log(f"{path} was trained at patch {was.patch}; its input and output layers resized to {model.cfg.patch}")
     embed, wanted = state["patch_embed.weight"], model.patch_embed.weight
     if embed.shape[1] < wanted.shape[1]:
         state["patch_embed.weight"] = torch.cat([embed, embed.new_zeros(embed.shape[0], wanted.shape[1] - embed.shape[1])], 1)
@@ -84,12 +89,10 @@ def _init_from(model: VideoTransformer, path: Path, log: Callable[[str], None]) 
     for prefix, part in ADDED_LATER.items():
         if any(name.startswith(prefix) for name in missing):
             log(f"{path} had no weights for {part}; it starts with a zero output")
-    sidecar = path.with_suffix(".json")
-    was = (TransformerConfig.from_dict(json.loads(sidecar.read_text())) if sidecar.exists() else TransformerConfig()).prediction
-    if was != model.cfg.prediction:
+    if was.prediction != model.cfg.prediction:
         torch.nn.init.zeros_(model.proj_out.weight)
         torch.nn.init.zeros_(model.proj_out.bias)
-        log(f"{path} predicted {was}; output layer reset to predict {model.cfg.prediction}")
+        log(f"{path} predicted {was.prediction}; output layer reset to predict {model.cfg.prediction}")
 
 
 def _param_groups(model: VideoTransformer, position_lr_scale: float, head_lr_scale: float = 1.0) -> list[dict]:
