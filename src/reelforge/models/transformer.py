@@ -1,9 +1,10 @@
 """A diffusion transformer over spacetime patches of video latents (DiT / PixArt / Wan lineage).
 
-Tokens are (1 x 4 x 4) patches of the latent video. Each block: self-attention over all tokens
-with 3D rotary positions (time, row, column), cross-attention to the text's token states, and an
-MLP; the timestep (plus the pooled sentence) modulates every block through one shared adaLN
-projection and a per-block table (PixArt-alpha's adaLN-single), which keeps the model small.
+Tokens are spacetime patches of the latent video ((1 x 4 x 4) in the built-in model). Each block:
+self-attention over all tokens with 3D rotary positions (time, row, column), cross-attention to the
+text's token states, and an MLP; the timestep (plus the pooled sentence) modulates every block
+through one shared adaLN projection and a per-block table (PixArt-alpha's adaLN-single), which
+keeps the model small.
 Rotary positions are grid indices (in units of `rope_patch` where set), so the same weights run at
 any length and aspect ratio.
 An optional convolutional head (`conv_head`) refines the linear output across token borders.

@@ -72,7 +72,8 @@ def _init_from(model: VideoTransformer, path: Path, log: Callable[[str], None]) 
     """Start from trained weights; when they predicted something else (velocity vs clean sample),
     the last layer's output changes meaning, so it restarts at zero as adaLN-Zero starts it. Weights
     without self-conditioning (or absolute positions) start a model with them at zero on the new
-    input, so it begins as exactly the model it came from."""
+    input, so it begins as exactly the model it came from. Weights trained at a coarser patch are
+    resized to the model's (`resize_patch_weights`)."""
     state = load_file(str(path))
     sidecar = path.with_suffix(".json")
     was = TransformerConfig.from_dict(json.loads(sidecar.read_text())) if sidecar.exists() else TransformerConfig()
