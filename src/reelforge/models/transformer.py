@@ -118,7 +118,7 @@ def resize_patch_weights(state: dict[str, torch.Tensor], old: tuple[int, int, in
     an old one would embed its content spread over the old patch (the input weights summed over
     each group of cells), and outputs the mean of what the old one output over that group."""
     ratios = [o // n for o, n in zip(old, new)]
-    if any(o % n or o < n for o, n in zip(old, new)):
+    if any(o % n for o, n in zip(old, new)):  # a larger new patch leaves a remainder too
         raise ValueError(f"can only resize a patch to one that divides it, not {old} to {new}")
     grouped = [x for n, r in zip(new, ratios) for x in (n, r)]  # (t', rt, h', rh, w', rw)
 
