@@ -1,5 +1,6 @@
 """Turbo distillation (training/distill.py) on tiny models: the pairs are the teacher's own output,
 the student straightens the teacher's paths, and a shipped student loads beside its teacher."""
+import dataclasses
 import json
 import shutil
 
@@ -134,3 +135,33 @@ def test_cli_turbo_without_a_student_is_one_clear_error(teacher_dir, tmp_path):
                                        str(teacher_dir), "--turbo"])
     assert result.exit_code == 2 and "no distilled turbo student" in result.output
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_adversarial_distillation_trains_a_discriminator_on_bank_clips_moves_the_student_and_resumes(
+        teacher_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    from reelforge.training.bank import build_bank
+    from reelforge.training.config import BankConfig
+
+    bank = BankConfig(run_dir=str(tmp_path / "bank"), autoencoder=str(teacher_dir / "autoencoder.safetensors"),
+                      sizes=((32, 32, 8),), num_frames=9, chunk=8, max_start=2.0)
+    build_bank(bank)
+    plain = tiny_config(teacher_dir, tmp_path, teacher_steps=1, pair_chunks=1, run_dir=str(tmp_path / "plain"))
+    make_pairs(plain)
+    train_student(plain)
+    lines = []
+    adversarial = tiny_config(teacher_dir, tmp_path, teacher_steps=1, pair_chunks=1, adversarial_weight=1.0,
+                              bank=bank.run_dir, disc_width=8)
+    train_student(adversarial, lines.append)
+    run = tmp_path / "student"
+    assert any(" disc " in line and " adv " in line for line in lines)
+    first = load_file(str(run / "discriminator.safetensors"))
+    # Same seed, pairs and batches: only the adversarial term can make the two students differ.
+    a, b = load_file(str(tmp_path / "plain" / "model.safetensors")), load_file(str(run / "model.safetensors"))
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    lines = []
+    train_student(dataclasses.replace(adversarial, steps=6), lines.append)
+    assert "discriminator resumed" in lines
+    again = load_file(str(run / "discriminator.safetensors"))
+    assert any(not torch.equal(first[k], again[k]) for k in first)

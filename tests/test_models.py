@@ -258,3 +258,37 @@ def test_rotary_positions_counted_in_another_patch_keep_distances_in_latent_cell
     model = VideoTransformer(dataclasses.replace(TINY_DIT, patch=(1, 2, 2), rope_patch=(1, 4, 4)))
     torch.nn.init.normal_(model.proj_out.weight, std=0.1)
     assert model(torch.randn(1, 4, 2, 8, 8), torch.rand(1), **_text(1)).shape == (1, 4, 2, 8, 8)
+
+
+def test_the_discriminator_judges_any_size_and_length_and_its_verdict_depends_on_the_caption():
+    from reelforge.models.discriminator import DiscriminatorConfig, LatentDiscriminator
+
+    torch.manual_seed(0)
+    disc = LatentDiscriminator(DiscriminatorConfig(in_channels=4, width=8, text_dim=16))
+    pooled = torch.randn(2, 16)
+    for shape in [(2, 4, 3, 8, 8), (2, 4, 5, 16, 28)]:
+        logits = disc(torch.randn(shape), pooled)
+        assert logits.shape == (2, shape[2], shape[3] // 2, shape[4] // 2)
+    latents = torch.randn(2, 4, 3, 8, 8)
+    assert not torch.allclose(disc(latents, pooled), disc(latents, pooled.roll(1, 0)))
+
+
+def test_a_discriminator_learns_to_tell_real_latents_from_their_blur():
+    from reelforge.models.discriminator import (DiscriminatorConfig, LatentDiscriminator, discriminator_loss,
+                                                generator_loss)
+
+    torch.manual_seed(0)
+    disc = LatentDiscriminator(DiscriminatorConfig(in_channels=4, width=8, text_dim=16))
+    optimizer = torch.optim.Adam(disc.parameters(), lr=2e-3, betas=(0.0, 0.99))
+    pooled = torch.randn(8, 16)
+    for _ in range(60):
+        real = torch.randn(8, 4, 3, 8, 8)
+        blurred = torch.nn.functional.avg_pool3d(real, (1, 3, 3), 1, (0, 1, 1))  # what a regression student draws
+        loss = discriminator_loss(disc(real, pooled), disc(blurred, pooled))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    real = torch.randn(8, 4, 3, 8, 8)
+    blurred = torch.nn.functional.avg_pool3d(real, (1, 3, 3), 1, (0, 1, 1))
+    assert discriminator_loss(disc(real, pooled), disc(blurred, pooled)) < 0.5  # 2 when it cannot tell
+    assert generator_loss(disc(blurred, pooled)) > generator_loss(disc(real, pooled))

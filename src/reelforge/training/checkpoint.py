@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 
-def _atomic(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     write(tmp)
     os.replace(tmp, path)
@@ -19,9 +19,9 @@ def save_weights(module: torch.nn.Module, path: Path, config_json: str | None = 
     """Weights as safetensors (contiguous fp32 copies) and, if given, the model config beside them."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().float().cpu().contiguous().clone() for k, v in module.state_dict().items()}
-    _atomic(path, lambda p: save_file(state, str(p)))
+    atomic_write(path, lambda p: save_file(state, str(p)))
     if config_json is not None:
-        _atomic(path.with_suffix(".json"), lambda p: p.write_text(config_json))
+        atomic_write(path.with_suffix(".json"), lambda p: p.write_text(config_json))
 
 
 def load_weights(module: torch.nn.Module, path: Path) -> None:
@@ -34,8 +34,8 @@ def save_training_state(run_dir: Path, step: int, model: torch.nn.Module, optimi
     save_weights(model, run_dir / "model.safetensors", config_json)
     if ema is not None:
         save_weights(ema, run_dir / "ema.safetensors", config_json)
-    _atomic(run_dir / "optimizer.pt", lambda p: torch.save(optimizer.state_dict(), p))
-    _atomic(run_dir / "state.json", lambda p: p.write_text(json.dumps({"step": step, **extra}, indent=2)))
+    atomic_write(run_dir / "optimizer.pt", lambda p: torch.save(optimizer.state_dict(), p))
+    atomic_write(run_dir / "state.json", lambda p: p.write_text(json.dumps({"step": step, **extra}, indent=2)))
 
 
 def load_training_state(run_dir: Path, model, optimizer, ema=None) -> dict | None:

@@ -169,6 +169,12 @@ class DistillConfig:
     bf16: bool = True
     device: str = "cpu"  # or "cuda", or "auto"
     time_budget_s: float = 0.0  # student: fit the step count to this many seconds (see TransformerTrainConfig)
+    # Adversarial distillation (models/discriminator.py): > 0 adds this weight times a hinge loss of
+    # the student's clean-clip estimate against the real clips of `bank` (latents of renderer clips).
+    adversarial_weight: float = 0.0
+    bank: str = "runs/bank"
+    disc_lr: float = 2e-4
+    disc_width: int = 64
 
 
 STAGES = {"autoencoder": AutoencoderTrainConfig, "transformer": TransformerTrainConfig, "bank": BankConfig,

@@ -26,14 +26,17 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ..flow.guidance import sampling_velocity
-from ..flow.objective import flow_loss, sample_t
+from ..flow.objective import expand_t, interpolate, sample_t, velocity_target
 from ..flow.samplers import denoise, make_scheduler
+from ..models.discriminator import DiscriminatorConfig, LatentDiscriminator, discriminator_loss, generator_loss
 from ..models.text_encoder import TextEncoder
 from ..models.transformer import TransformerConfig, VideoTransformer
 from ..pipeline import load_module, read_config
 from ..world.captions import caption
+from ..world.factors import ClipFactors
+from .bank import load_bank
 from ..world.splits import sample_train_factors
-from .checkpoint import resume, save_training_state
+from .checkpoint import atomic_write, load_weights, resume, save_training_state, save_weights
 from .config import DistillConfig
 from .step import StepBudget, apply_gradients, set_lr, training_device
 
@@ -121,6 +124,7 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.99))
     step = resume(run_dir, model, optimizer, log, ema)
     text_encoder = TextEncoder(device)
+    adversary = Adversary(cfg, model_cfg.in_channels, model_cfg.text_dim, text_encoder, run_dir, log) if cfg.adversarial_weight > 0 else None
     rng = random.Random(cfg.seed * 1000 + step)
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + step)
     budget = StepBudget(cfg.steps, cfg.time_budget_s, cfg.warmup, step)
@@ -139,18 +143,89 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
             t = sample_t(b * x0.shape[2], generator).view(b, x0.shape[2])
         else:
             t = sample_t(b, generator)
+        t = t.to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss = flow_loss(model, x0, t.to(device), noise, text_tokens=text.tokens, text_mask=text.mask,
-                             text_pooled=text.pooled).mean()
+            x_t = interpolate(x0, noise, t)
+            v = model(x_t, t, text_tokens=text.tokens, text_mask=text.mask, text_pooled=text.pooled).float()
+            loss = (v - velocity_target(x0, noise)).pow(2).mean()
+            losses.append(loss.detach())
+            if adversary is not None:
+                estimate = x_t - expand_t(t, x_t) * v  # the student's clean clip at this step
+                adversarial = generator_loss(adversary.discriminator(estimate, text.pooled).float())
+                adversary.generator_losses.append(float(adversarial.detach()))
+                loss = loss + cfg.adversarial_weight * adversarial
         grad_norm = apply_gradients(model, optimizer, loss, ema, cfg.ema_decay if step > cfg.warmup else 0.0)
+        if adversary is not None:
+            adversary.step(estimate.detach(), text.pooled)
         step += 1
-        losses.append(loss.detach())
         if step % cfg.log_every == 0:
             rate = cfg.log_every * cfg.batch_size / (time.time() - started)
-            log(f"step {step}/{total_steps} loss {torch.stack(losses).mean():.4f} grad {grad_norm:.2f} "
+            extra = adversary.report() if adversary is not None else ""
+            log(f"step {step}/{total_steps} loss {torch.stack(losses).mean():.4f}{extra} grad {grad_norm:.2f} "
                 f"lr {lr:.2e} samples/s {rate:.1f}")
             started, losses = time.time(), []
         if step % cfg.checkpoint_every == 0 or step == total_steps:
             save_training_state(run_dir, step, model, optimizer, {"config": asdict(cfg), "total_steps": total_steps},
                                 model_cfg.to_json(), ema)
+            if adversary is not None:
+                adversary.save(run_dir)
     return run_dir / "ema.safetensors"
+
+
+class Adversary:
+    """The discriminator of adversarial distillation and its optimiser: real clips are the latent
+    bank's renderer clips with their captions; fakes are the student's clean-clip estimates, and real
+    clips under another clip's caption (so that the caption, not only realism, is judged)."""
+
+    def __init__(self, cfg: DistillConfig, channels: int, text_dim: int, text_encoder: TextEncoder, run_dir: Path,
+                 log: Callable[[str], None]):
+        self.bank = load_bank(cfg.bank)
+        self.text_encoder = text_encoder
+        self.device = training_device(cfg.device)
+        self.bf16 = cfg.bf16
+        disc_cfg = DiscriminatorConfig(in_channels=channels, width=cfg.disc_width, text_dim=text_dim)
+        with torch.random.fork_rng():  # its own draws, so the student's batches are those of a plain run
+            torch.manual_seed(cfg.seed)
+            self.discriminator = LatentDiscriminator(disc_cfg).to(self.device).train()
+        self.rng = random.Random(f"{cfg.seed}-adversary")
+        self.optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=cfg.disc_lr, betas=(0.0, 0.99),
+                                           weight_decay=0.0)
+        weights, state = run_dir / "discriminator.safetensors", run_dir / "discriminator_optimizer.pt"
+        if weights.exists() and state.exists():
+            load_weights(self.discriminator, weights)
+            self.optimizer.load_state_dict(torch.load(state, weights_only=True))
+            log("discriminator resumed")
+        self.losses: list[float] = []
+        self.generator_losses: list[float] = []
+
+    def real(self, like: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+        """Bank clips of the fakes' size, cut to their length where shorter, and fresh captions."""
+        b, _, frames, h, w = like.shape
+        latents, factors, _ = self.bank[f"{4 * w}x{4 * h}"]
+        idx = self.rng.sample(range(len(factors)), b)
+        real = latents[torch.tensor(idx)][:, :, :frames].float().to(self.device)
+        return real, [caption(ClipFactors.from_dict(factors[i]), self.rng) for i in idx]
+
+    def step(self, fakes: torch.Tensor, fake_pooled: torch.Tensor) -> None:
+        real, captions = self.real(fakes)
+        pooled = self.text_encoder(captions).pooled
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            real_logits = self.discriminator(real, pooled).float()
+            fake_logits = torch.cat([self.discriminator(fakes, fake_pooled).float().flatten(),
+                                     self.discriminator(real, pooled.roll(1, 0)).float().flatten()])
+            loss = discriminator_loss(real_logits, fake_logits)
+        self.optimizer.zero_grad(set_to_none=True)  # also drops what the student's loss left here
+        loss.backward()
+        self.optimizer.step()
+        self.losses.append(float(loss.detach()))
+
+    def report(self) -> str:
+        """Mean discriminator and generator losses since the last report (a discriminator loss near 2
+        says it cannot tell the student from real clips; near 0, that it always can)."""
+        disc, gen = (sum(x) / max(1, len(x)) for x in (self.losses, self.generator_losses))
+        self.losses, self.generator_losses = [], []
+        return f" disc {disc:.3f} adv {gen:.3f}"
+
+    def save(self, run_dir: Path) -> None:
+        save_weights(self.discriminator, run_dir / "discriminator.safetensors", self.discriminator.cfg.to_json())
+        atomic_write(run_dir / "discriminator_optimizer.pt", lambda p: torch.save(self.optimizer.state_dict(), p))
