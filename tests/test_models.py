@@ -268,7 +268,7 @@ def test_the_discriminator_judges_any_size_and_length_and_its_verdict_depends_on
     pooled = torch.randn(2, 16)
     for shape in [(2, 4, 3, 8, 8), (2, 4, 5, 16, 28)]:
         logits = disc(torch.randn(shape), pooled)
-        assert logits.shape == (2, shape[2], shape[3] // 2, shape[4] // 2)
+        assert logits.shape == (2,)
     latents = torch.randn(2, 4, 3, 8, 8)
     assert not torch.allclose(disc(latents, pooled), disc(latents, pooled.roll(1, 0)))
 

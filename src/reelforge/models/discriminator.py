@@ -5,9 +5,10 @@ might draw from nearby noise, and a mean over object places is a faint smear who
 analyzer no longer reads. An adversarial term against real clips' latents penalises the smear
 itself (ADD, Sauer et al. 2023; LADD, Sauer et al. 2024, which also judges in latent space).
 
-Patch logits (PatchGAN, Isola et al. 2017) so that every region is judged and any size or length
-works, and a projection of the pooled sentence vector onto the features (Miyato & Koyama 2018) so
-that a clip is real only together with its caption.
+One logit per clip, from features averaged over space and time, so any size or length works, and a
+projection of the pooled sentence vector onto those features (Miyato & Koyama 2018), so that a clip
+is real only together with its caption. Patch logits (PatchGAN) were tried first and measured worse:
+most patches of a real clip are plain background, so the student learnt to draw less object.
 """
 from __future__ import annotations
 
@@ -37,13 +38,13 @@ class LatentDiscriminator(nn.Module):
             nn.Conv3d(w, 2 * w, 3, stride=(1, 2, 2), padding=1), nn.LeakyReLU(0.2),
             nn.Conv3d(2 * w, 2 * w, 3, padding=1), nn.LeakyReLU(0.2),
         )
-        self.head = nn.Conv3d(2 * w, 1, 1)
+        self.head = nn.Linear(2 * w, 1)
         self.text_proj = nn.Linear(cfg.text_dim, 2 * w)
 
     def forward(self, latents: torch.Tensor, text_pooled: torch.Tensor) -> torch.Tensor:
-        """Logits (B, t, h/2, w/2) for latents (B, C, t, h, w) and sentence vectors (B, text_dim)."""
-        features = self.features(latents)  # (B, 2w, t, h/2, w/2)
-        projection = (features * self.text_proj(text_pooled)[:, :, None, None, None]).sum(1)
+        """Logits (B,) for latents (B, C, t, h, w) and sentence vectors (B, text_dim)."""
+        features = self.features(latents).mean((2, 3, 4))  # (B, 2w)
+        projection = (features * self.text_proj(text_pooled)).sum(1)
         return self.head(features)[:, 0] + projection / features.shape[1] ** 0.5
 
 
