@@ -165,3 +165,15 @@ def test_adversarial_distillation_trains_a_discriminator_on_bank_clips_moves_the
     assert "discriminator resumed" in lines
     again = load_file(str(run / "discriminator.safetensors"))
     assert any(not torch.equal(first[k], again[k]) for k in first)
+
+
+def test_adversarial_distillation_can_take_the_teachers_outputs_as_the_real_clips(teacher_dir, tmp_path):
+    cfg = tiny_config(teacher_dir, tmp_path, teacher_steps=1, pair_chunks=1, adversarial_weight=1.0,
+                      adversarial_real="teacher", bank=str(tmp_path / "no_bank"), disc_width=8)
+    make_pairs(cfg)
+    lines = []
+    train_student(cfg, lines.append)  # no bank needed
+    assert (tmp_path / "student" / "discriminator.safetensors").exists()
+    assert any(" disc " in line for line in lines)
+    with pytest.raises(ValueError, match="adversarial_real"):
+        train_student(dataclasses.replace(cfg, adversarial_real="web"))

@@ -173,6 +173,7 @@ class DistillConfig:
     # the student's clean-clip estimate against the real clips of `bank` (latents of renderer clips).
     adversarial_weight: float = 0.0
     bank: str = "runs/bank"
+    adversarial_real: str = "bank"  # or "teacher": the pairs' teacher outputs are the real clips
     disc_lr: float = 2e-4
     disc_width: int = 64
 

@@ -124,7 +124,9 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.99))
     step = resume(run_dir, model, optimizer, log, ema)
     text_encoder = TextEncoder(device)
-    adversary = Adversary(cfg, model_cfg.in_channels, model_cfg.text_dim, text_encoder, run_dir, log) if cfg.adversarial_weight > 0 else None
+    adversary = None
+    if cfg.adversarial_weight > 0:
+        adversary = Adversary(cfg, model_cfg.in_channels, model_cfg.text_dim, text_encoder, run_dir, chunks, log)
     rng = random.Random(cfg.seed * 1000 + step)
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + step)
     budget = StepBudget(cfg.steps, cfg.time_budget_s, cfg.warmup, step)
@@ -178,8 +180,11 @@ class Adversary:
     clips under another clip's caption (so that the caption, not only realism, is judged)."""
 
     def __init__(self, cfg: DistillConfig, channels: int, text_dim: int, text_encoder: TextEncoder, run_dir: Path,
-                 log: Callable[[str], None]):
-        self.bank = load_bank(cfg.bank)
+                 chunks: list, log: Callable[[str], None]):
+        if cfg.adversarial_real not in ("bank", "teacher"):
+            raise ValueError(f"adversarial_real must be 'bank' or 'teacher', got {cfg.adversarial_real!r}")
+        self.bank = load_bank(cfg.bank) if cfg.adversarial_real == "bank" else None
+        self.chunks = chunks
         self.text_encoder = text_encoder
         self.device = training_device(cfg.device)
         self.bf16 = cfg.bf16
@@ -199,8 +204,13 @@ class Adversary:
         self.generator_losses: list[float] = []
 
     def real(self, like: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
-        """Bank clips of the fakes' size, cut to their length where shorter, and fresh captions."""
+        """Clips of the fakes' size with their captions: the teacher's outputs from a chunk of pairs of
+        that shape, or bank clips cut to the fakes' length where shorter, with fresh captions."""
         b, _, frames, h, w = like.shape
+        if self.bank is None:
+            _, latents, captions = self.rng.choice([c for c in self.chunks if c[1].shape[1:] == like.shape[1:]])
+            idx = self.rng.sample(range(len(captions)), b)
+            return latents[torch.tensor(idx, device=latents.device)].float(), [captions[i] for i in idx]
         latents, factors, _ = self.bank[f"{4 * w}x{4 * h}"]
         idx = self.rng.sample(range(len(factors)), b)
         real = latents[torch.tensor(idx)][:, :, :frames].float().to(self.device)
