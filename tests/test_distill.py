@@ -155,7 +155,7 @@ def test_adversarial_distillation_trains_a_discriminator_on_bank_clips_moves_the
                               bank=bank.run_dir, disc_width=8)
     train_student(adversarial, lines.append)
     run = tmp_path / "student"
-    assert any(" disc " in line and " adv " in line for line in lines)
+    assert any(" disc " in line and " student logit " in line for line in lines)
     first = load_file(str(run / "discriminator.safetensors"))
     # Same seed, pairs and batches: only the adversarial term can make the two students differ.
     a, b = load_file(str(tmp_path / "plain" / "model.safetensors")), load_file(str(run / "model.safetensors"))
@@ -175,5 +175,31 @@ def test_adversarial_distillation_can_take_the_teachers_outputs_as_the_real_clip
     train_student(cfg, lines.append)  # no bank needed
     assert (tmp_path / "student" / "discriminator.safetensors").exists()
     assert any(" disc " in line for line in lines)
-    with pytest.raises(ValueError, match="adversarial_real"):
-        train_student(dataclasses.replace(cfg, adversarial_real="web"))
+
+
+def test_an_unknown_source_of_real_clips_is_refused_when_the_config_is_made(teacher_dir, tmp_path):
+    from reelforge.training.config import ConfigError
+
+    with pytest.raises(ConfigError, match="adversarial_real must be 'bank' or 'teacher'"):
+        tiny_config(teacher_dir, tmp_path, adversarial_real="web")
+
+
+def test_pairs_longer_than_the_bank_clips_are_judged_on_their_first_frames_and_a_missing_size_is_named(
+        teacher_dir, tmp_path):
+    from reelforge.training.bank import build_bank
+    from reelforge.training.config import BankConfig
+
+    short = BankConfig(run_dir=str(tmp_path / "bank"), autoencoder=str(teacher_dir / "autoencoder.safetensors"),
+                       sizes=((32, 32, 8),), num_frames=5, chunk=8, max_start=2.0)  # 2 latent frames
+    build_bank(short)
+    cfg = tiny_config(teacher_dir, tmp_path, teacher_steps=1, pair_chunks=1, adversarial_weight=1.0,
+                      bank=short.run_dir, disc_width=8)  # pairs of 3 latent frames
+    make_pairs(cfg)
+    train_student(cfg)
+    assert (tmp_path / "student" / "discriminator.safetensors").exists()
+    other = tiny_config(teacher_dir, tmp_path, teacher_steps=1, pair_chunks=1, adversarial_weight=1.0,
+                        bank=short.run_dir, buckets=((48, 32, 1.0),), pairs_dir=str(tmp_path / "pairs48"),
+                        run_dir=str(tmp_path / "student48"))
+    make_pairs(other)
+    with pytest.raises(ValueError, match="has no 48x32 clips"):
+        train_student(other)

@@ -283,7 +283,7 @@ def test_a_discriminator_learns_to_tell_real_latents_from_their_blur():
     pooled = torch.randn(8, 16)
     for _ in range(60):
         real = torch.randn(8, 4, 3, 8, 8)
-        blurred = torch.nn.functional.avg_pool3d(real, (1, 3, 3), 1, (0, 1, 1))  # what a regression student draws
+        blurred = torch.nn.functional.avg_pool3d(real, (1, 3, 3), 1, (0, 1, 1))  # smoother and fainter, as a mean is
         loss = discriminator_loss(disc(real, pooled), disc(blurred, pooled))
         optimizer.zero_grad()
         loss.backward()

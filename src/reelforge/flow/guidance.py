@@ -5,7 +5,7 @@ from typing import Callable
 
 import torch
 
-from .objective import expand_t
+from .objective import clean_estimate
 
 
 def guided_velocity(model, latents: torch.Tensor, t: torch.Tensor, text: dict[str, torch.Tensor],
@@ -44,6 +44,6 @@ def sampling_velocity(model, text: dict[str, torch.Tensor], guidance: float, int
         nonlocal estimate
         previous = torch.zeros_like(latents) if estimate is None else estimate.to(latents.dtype)
         v = guided_velocity(model, latents, t, text, guidance, interval, self_cond=previous, outside=outside)
-        estimate = latents - expand_t(t, latents) * v
+        estimate = clean_estimate(latents, t, v)
         return v
     return velocity

@@ -21,6 +21,16 @@ def velocity_target(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     return noise - x0
 
 
+def velocity_error(v: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Squared error of a predicted velocity, per element, in fp32."""
+    return (v.float() - velocity_target(x0, noise).float()).pow(2)
+
+
+def clean_estimate(x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The clean clip a velocity implies: x0 = x_t - t v."""
+    return x_t - expand_t(t, x_t) * v
+
+
 def shift_t(t: torch.Tensor, shift: float) -> torch.Tensor:
     """Noise levels moved towards t = 1 (SD3's timestep shift); shift 1 leaves them as they are."""
     return shift * t / (1 + (shift - 1) * t)
@@ -45,8 +55,7 @@ def flow_loss(model, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, wei
               **cond) -> torch.Tensor:
     """Per-sample mean squared velocity error (B,), so it can be logged by t; `weight` (broadcast
     against x0) makes it a weighted mean."""
-    v = model(interpolate(x0, noise, t), t, **cond)
-    error = (v.float() - velocity_target(x0, noise).float()).pow(2)
+    error = velocity_error(model(interpolate(x0, noise, t), t, **cond), x0, noise)
     if weight is None:
         return error.flatten(1).mean(1)
     weight = weight.float().expand_as(error)
@@ -64,5 +73,5 @@ def self_condition_input(model, x0: torch.Tensor, noise: torch.Tensor, t: torch.
         x_t = interpolate(x0[rows], noise[rows], t[rows])
         with torch.no_grad():
             v = model(x_t, t[rows], **{name: value[rows] for name, value in cond.items()})
-        estimate[rows] = (x_t - expand_t(t[rows], x_t) * v).to(estimate.dtype)
+        estimate[rows] = clean_estimate(x_t, t[rows], v).to(estimate.dtype)
     return estimate

@@ -7,8 +7,9 @@ itself (ADD, Sauer et al. 2023; LADD, Sauer et al. 2024, which also judges in la
 
 One logit per clip, from features averaged over space and time, so any size or length works, and a
 projection of the pooled sentence vector onto those features (Miyato & Koyama 2018), so that a clip
-is real only together with its caption. Patch logits (PatchGAN) were tried first and measured worse:
-most patches of a real clip are plain background, so the student learnt to draw less object.
+is real only together with its caption. Measured, not shipped (MODEL_CARD.md, "Turbo student"):
+against renderer clips the student learnt to draw less object, with patch logits (PatchGAN) as with
+one logit per clip; against the teacher's outputs this small network could not tell them apart.
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ class LatentDiscriminator(nn.Module):
         """Logits (B,) for latents (B, C, t, h, w) and sentence vectors (B, text_dim)."""
         features = self.features(latents).mean((2, 3, 4))  # (B, 2w)
         projection = (features * self.text_proj(text_pooled)).sum(1)
+        # A sum over 2w channels: scaled back to the size of one, as attention scales its dot products.
         return self.head(features)[:, 0] + projection / features.shape[1] ** 0.5
 
 
@@ -54,4 +56,5 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> 
 
 
 def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """The student's side of the hinge game: raise the discriminator's logit on its clips."""
     return -fake_logits.mean()

@@ -169,13 +169,19 @@ class DistillConfig:
     bf16: bool = True
     device: str = "cpu"  # or "cuda", or "auto"
     time_budget_s: float = 0.0  # student: fit the step count to this many seconds (see TransformerTrainConfig)
-    # Adversarial distillation (models/discriminator.py): > 0 adds this weight times a hinge loss of
-    # the student's clean-clip estimate against the real clips of `bank` (latents of renderer clips).
+    # Adversarial distillation (models/discriminator.py; measured, not shipped: MODEL_CARD.md): > 0 adds
+    # this weight times the adversarial loss of the student's clean-clip estimate to its reflow loss.
     adversarial_weight: float = 0.0
-    bank: str = "runs/bank"
-    adversarial_real: str = "bank"  # or "teacher": the pairs' teacher outputs are the real clips
-    disc_lr: float = 2e-4
-    disc_width: int = 64
+    adversarial_real: str = "bank"  # what the discriminator sees as real: "bank" clips or the "teacher"'s outputs
+    bank: str = "runs/bank"  # renderer clips' latents, for adversarial_real "bank"
+    disc_lr: float = 2e-4  # twice the student's, as GANs usually give their discriminator
+    disc_width: int = 64  # channels of its first convolution (then twice that)
+
+    def __post_init__(self):
+        if self.adversarial_real not in ("bank", "teacher"):
+            raise ConfigError(f"adversarial_real must be 'bank' or 'teacher', not {self.adversarial_real!r}")
+        if self.adversarial_weight < 0:
+            raise ConfigError(f"adversarial_weight must be >= 0, got {self.adversarial_weight}")
 
 
 STAGES = {"autoencoder": AutoencoderTrainConfig, "transformer": TransformerTrainConfig, "bank": BankConfig,

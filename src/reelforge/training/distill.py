@@ -26,7 +26,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ..flow.guidance import sampling_velocity
-from ..flow.objective import expand_t, interpolate, sample_t, velocity_target
+from ..flow.objective import clean_estimate, interpolate, sample_t, velocity_error
 from ..flow.samplers import denoise, make_scheduler
 from ..models.discriminator import DiscriminatorConfig, LatentDiscriminator, discriminator_loss, generator_loss
 from ..models.text_encoder import TextEncoder
@@ -34,8 +34,8 @@ from ..models.transformer import TransformerConfig, VideoTransformer
 from ..pipeline import load_module, read_config
 from ..world.captions import caption
 from ..world.factors import ClipFactors
-from .bank import load_bank
 from ..world.splits import sample_train_factors
+from .bank import load_bank
 from .checkpoint import atomic_write, load_weights, resume, save_training_state, save_weights
 from .config import DistillConfig
 from .step import StepBudget, apply_gradients, set_lr, training_device
@@ -126,7 +126,8 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
     text_encoder = TextEncoder(device)
     adversary = None
     if cfg.adversarial_weight > 0:
-        adversary = Adversary(cfg, model_cfg.in_channels, model_cfg.text_dim, text_encoder, run_dir, chunks, log)
+        adversary = Adversary(cfg, model_cfg.in_channels, model_cfg.text_dim, text_encoder, chunks, device, step)
+        adversary.resume(run_dir, log)
     rng = random.Random(cfg.seed * 1000 + step)
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + step)
     budget = StepBudget(cfg.steps, cfg.time_budget_s, cfg.warmup, step)
@@ -149,16 +150,14 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             x_t = interpolate(x0, noise, t)
             v = model(x_t, t, text_tokens=text.tokens, text_mask=text.mask, text_pooled=text.pooled).float()
-            loss = (v - velocity_target(x0, noise)).pow(2).mean()
+            loss = velocity_error(v, x0, noise).mean()
             losses.append(loss.detach())
             if adversary is not None:
-                estimate = x_t - expand_t(t, x_t) * v  # the student's clean clip at this step
-                adversarial = generator_loss(adversary.discriminator(estimate, text.pooled).float())
-                adversary.generator_losses.append(float(adversarial.detach()))
-                loss = loss + cfg.adversarial_weight * adversarial
+                estimate = clean_estimate(x_t, t, v)  # the student's clean clip at this step
+                loss = loss + cfg.adversarial_weight * adversary.generator_loss(estimate, text.pooled)
         grad_norm = apply_gradients(model, optimizer, loss, ema, cfg.ema_decay if step > cfg.warmup else 0.0)
         if adversary is not None:
-            adversary.step(estimate.detach(), text.pooled)
+            adversary.step(estimate, text.pooled)
         step += 1
         if step % cfg.log_every == 0:
             rate = cfg.log_every * cfg.batch_size / (time.time() - started)
@@ -175,40 +174,59 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
 
 
 class Adversary:
-    """The discriminator of adversarial distillation and its optimiser: real clips are the latent
-    bank's renderer clips with their captions; fakes are the student's clean-clip estimates, and real
-    clips under another clip's caption (so that the caption, not only realism, is judged)."""
+    """The discriminator of adversarial distillation and its optimiser. Real: clips with their own
+    captions, either the latent bank's renderer clips or the teacher's outputs in the pairs. Fake: the
+    student's clean-clip estimates, and real clips under another clip's caption (so that the caption,
+    not only realism, is judged)."""
 
-    def __init__(self, cfg: DistillConfig, channels: int, text_dim: int, text_encoder: TextEncoder, run_dir: Path,
-                 chunks: list, log: Callable[[str], None]):
-        if cfg.adversarial_real not in ("bank", "teacher"):
-            raise ValueError(f"adversarial_real must be 'bank' or 'teacher', got {cfg.adversarial_real!r}")
-        self.bank = load_bank(cfg.bank) if cfg.adversarial_real == "bank" else None
-        self.chunks = chunks
-        self.text_encoder = text_encoder
-        self.device = training_device(cfg.device)
-        self.bf16 = cfg.bf16
+    def __init__(self, cfg: DistillConfig, channels: int, text_dim: int, text_encoder: TextEncoder,
+                 chunks: list, device: torch.device, step: int):
+        self.text_encoder, self.device, self.bf16 = text_encoder, device, cfg.bf16
+        self.chunks_by_shape: dict[tuple, list] = {}
+        for chunk in chunks:
+            self.chunks_by_shape.setdefault(tuple(chunk[1].shape[1:]), []).append(chunk)
+        self.bank, self.frames = None, None
+        if cfg.adversarial_real == "bank":
+            self.bank = load_bank(cfg.bank)
+            for _, _, h, w in self.chunks_by_shape:
+                if f"{4 * w}x{4 * h}" not in self.bank:
+                    raise ValueError(f"the bank {cfg.bank} has no {4 * w}x{4 * h} clips for the pairs of that size; "
+                                     f"it has {', '.join(self.bank)}")
+            # Longer pairs (an extension's context) are judged on their first frames, as long as the bank's.
+            self.frames = min(latents.shape[2] for latents, _, _ in self.bank.values())
         disc_cfg = DiscriminatorConfig(in_channels=channels, width=cfg.disc_width, text_dim=text_dim)
         with torch.random.fork_rng():  # its own draws, so the student's batches are those of a plain run
             torch.manual_seed(cfg.seed)
-            self.discriminator = LatentDiscriminator(disc_cfg).to(self.device).train()
-        self.rng = random.Random(f"{cfg.seed}-adversary")
+            self.discriminator = LatentDiscriminator(disc_cfg).to(device).train()
+        self.rng = random.Random(f"{cfg.seed}-adversary-{step}")
         self.optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=cfg.disc_lr, betas=(0.0, 0.99),
                                            weight_decay=0.0)
+        self.losses: list[torch.Tensor] = []
+        self.student_logits: list[torch.Tensor] = []
+
+    def resume(self, run_dir: Path, log: Callable[[str], None]) -> None:
         weights, state = run_dir / "discriminator.safetensors", run_dir / "discriminator_optimizer.pt"
         if weights.exists() and state.exists():
             load_weights(self.discriminator, weights)
             self.optimizer.load_state_dict(torch.load(state, weights_only=True))
             log("discriminator resumed")
-        self.losses: list[float] = []
-        self.generator_losses: list[float] = []
+
+    def judged(self, latents: torch.Tensor) -> torch.Tensor:
+        return latents if self.frames is None else latents[:, :, :self.frames]
+
+    def generator_loss(self, estimate: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        """The student's adversarial loss; the discriminator's weights get no gradient from it."""
+        self.discriminator.requires_grad_(False)
+        logits = self.discriminator(self.judged(estimate), pooled).float()
+        self.discriminator.requires_grad_(True)
+        self.student_logits.append(logits.detach().mean())
+        return generator_loss(logits)
 
     def real(self, like: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
-        """Clips of the fakes' size with their captions: the teacher's outputs from a chunk of pairs of
-        that shape, or bank clips cut to the fakes' length where shorter, with fresh captions."""
+        """As many real clips of the fakes' shape as there are fakes, with their captions."""
         b, _, frames, h, w = like.shape
         if self.bank is None:
-            _, latents, captions = self.rng.choice([c for c in self.chunks if c[1].shape[1:] == like.shape[1:]])
+            _, latents, captions = self.rng.choice(self.chunks_by_shape[tuple(like.shape[1:])])
             idx = self.rng.sample(range(len(captions)), b)
             return latents[torch.tensor(idx, device=latents.device)].float(), [captions[i] for i in idx]
         latents, factors, _ = self.bank[f"{4 * w}x{4 * h}"]
@@ -216,26 +234,29 @@ class Adversary:
         real = latents[torch.tensor(idx)][:, :, :frames].float().to(self.device)
         return real, [caption(ClipFactors.from_dict(factors[i]), self.rng) for i in idx]
 
-    def step(self, fakes: torch.Tensor, fake_pooled: torch.Tensor) -> None:
+    def step(self, estimate: torch.Tensor, pooled: torch.Tensor) -> None:
+        fakes = self.judged(estimate.detach())
         real, captions = self.real(fakes)
-        pooled = self.text_encoder(captions).pooled
+        real_pooled = self.text_encoder(captions).pooled
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            real_logits = self.discriminator(real, pooled).float()
-            fake_logits = torch.cat([self.discriminator(fakes, fake_pooled).float().flatten(),
-                                     self.discriminator(real, pooled.roll(1, 0)).float().flatten()])
+            real_logits = self.discriminator(real, real_pooled).float()
+            # With one clip, or repeated captions, a swapped caption can be the clip's own: rare at batch 32.
+            fake_logits = torch.cat([self.discriminator(fakes, pooled).float(),
+                                     self.discriminator(real, real_pooled.roll(1, 0)).float()])
             loss = discriminator_loss(real_logits, fake_logits)
-        self.optimizer.zero_grad(set_to_none=True)  # also drops what the student's loss left here
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        self.losses.append(float(loss.detach()))
+        self.losses.append(loss.detach())
 
     def report(self) -> str:
-        """Mean discriminator and generator losses since the last report (a discriminator loss near 2
-        says it cannot tell the student from real clips; near 0, that it always can)."""
-        disc, gen = (sum(x) / max(1, len(x)) for x in (self.losses, self.generator_losses))
-        self.losses, self.generator_losses = [], []
-        return f" disc {disc:.3f} adv {gen:.3f}"
+        """Since the last report: the discriminator's hinge loss (2 when it cannot tell real from fake,
+        0 when it always can) and its mean logit on the student's clips (the student's loss is minus it)."""
+        disc, student = (float(torch.stack(x).mean()) if x else float("nan") for x in (self.losses, self.student_logits))
+        self.losses, self.student_logits = [], []
+        return f" disc {disc:.3f} student logit {student:.3f}"
 
     def save(self, run_dir: Path) -> None:
+        # Written after the student's checkpoint: a crash between the two leaves it one checkpoint behind.
         save_weights(self.discriminator, run_dir / "discriminator.safetensors", self.discriminator.cfg.to_json())
         atomic_write(run_dir / "discriminator_optimizer.pt", lambda p: torch.save(self.optimizer.state_dict(), p))
