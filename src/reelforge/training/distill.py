@@ -252,7 +252,8 @@ class Adversary:
     def report(self) -> str:
         """Since the last report: the discriminator's hinge loss (2 when it cannot tell real from fake,
         0 when it always can) and its mean logit on the student's clips (the student's loss is minus it)."""
-        disc, student = (float(torch.stack(x).mean()) if x else float("nan") for x in (self.losses, self.student_logits))
+        disc, student = (float(torch.stack(x).mean()) if x else float("nan")
+                         for x in (self.losses, self.student_logits))
         self.losses, self.student_logits = [], []
         return f" disc {disc:.3f} student logit {student:.3f}"
 
