@@ -81,6 +81,28 @@ def test_a_weaker_guidance_outside_the_interval_still_runs_both_branches():
     assert guided == [3.0, 2.0, 1.5] and batches == [2, 2, 2]
 
 
+def test_autoguidance_pushes_each_branch_away_from_the_guide_only_inside_its_interval():
+    from types import SimpleNamespace
+
+    from reelforge.flow.guidance import sampling_velocity
+    guide_calls = []
+
+    def model(x, t, text_tokens):  # the conditional row says 1, the unconditional 0
+        return text_tokens.sum(dim=(1, 2)).view(-1, 1) + 0 * x
+    model.cfg = SimpleNamespace(self_condition=False)
+
+    def guide(x, t, text_tokens):  # a weaker model: half the answer
+        guide_calls.append(x.shape[0])
+        return 0.5 * model(x, t, text_tokens)
+    text = {"text_tokens": torch.tensor([[[0.0]], [[1.0]]])}
+    velocity = sampling_velocity(model, text, guidance=3.0, guide=guide, guide_weight=2.5, guide_interval=(0.8, 1.0))
+    x = torch.zeros(1, 1)
+    # Inside: the conditional branch becomes 0.5 + 2.5 (1 - 0.5) = 1.75, then CFG: 0 + 3 (1.75 - 0) = 5.25.
+    assert velocity(x, torch.full((1,), 0.9)).item() == pytest.approx(5.25)
+    assert velocity(x, torch.full((1,), 0.5)).item() == pytest.approx(3.0)  # outside: CFG alone
+    assert guide_calls == [2]  # both CFG branches in one pass, and only inside the interval
+
+
 def test_staggered_sampler_reaches_the_data_with_later_frames_lagging():
     x0 = torch.randn(1, 2, 5, 3, 3, generator=torch.Generator().manual_seed(1))
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))

@@ -119,12 +119,43 @@ def test_guidance_interval_skips_the_unconditional_pass_at_high_noise(tiny_model
     batches = []
     pipe.transformer.register_forward_hook(lambda module, args, out: batches.append(args[0].shape[0]))
     pipe("a red square", seconds=1, seed=0, steps=4, sampler="euler")
-    # Euler's 4 levels at shift 1 are t = 1, 0.75, 0.5, 0.25: the two above 0.5 run the conditional branch alone.
+    # Euler's 4 levels at shift 1 are t = 1, 0.667, 0.334, 0.001: the two above 0.5 run the conditional branch alone.
     assert batches == [1, 1, 2, 2]
     pipe.config = replace(pipe.config, guidance_interval=(0.0, 1.0))
     batches.clear()
     pipe("a red square", seconds=1, seed=0, steps=4, sampler="euler")
     assert batches == [2, 2, 2, 2]
+
+
+def test_an_exported_guide_is_loaded_and_steers_only_the_high_noise_steps(tiny_model_dir, tmp_path, text_encoder):
+    from dataclasses import replace
+
+    from reelforge.models.transformer import VideoTransformer
+    from reelforge.training.checkpoint import save_weights
+    from reelforge.training.export import export_model, export_student
+    plain = Pipeline.from_pretrained(tiny_model_dir, text_encoder=text_encoder)
+    guide = VideoTransformer(plain.transformer.cfg)  # a weaker model: zero-started output, all velocities 0
+    save_weights(guide, tmp_path / "guide.safetensors", plain.transformer.cfg.to_json())
+    config = replace(plain.config, shift=1.0, autoguidance=2.0, autoguidance_interval=(0.5, 1.0),
+                     guide="guide.safetensors")
+    parts = (tiny_model_dir / "transformer.safetensors", tiny_model_dir / "autoencoder.safetensors")
+    with pytest.raises(ValueError, match="autoguidance and a guide checkpoint go together"):
+        export_model(*parts, tmp_path / "model", config)
+    out = export_model(*parts, tmp_path / "model", config, {"guide": tmp_path / "guide.safetensors"})
+    pipe = Pipeline.from_pretrained(out, text_encoder=text_encoder)
+    assert pipe.guide is not None and pipe.config.autoguidance_interval == (0.5, 1.0)
+    calls = []
+    pipe.guide.register_forward_hook(lambda module, args, output: calls.append(args[1].max().item()))
+    guided = pipe("a red square", seconds=1, seed=0, steps=4, sampler="euler").frames
+    assert calls == pytest.approx([1.0, 0.667], abs=1e-3)  # of Euler's four levels 1, 0.667, 0.334, 0.001
+    pipe.config = replace(pipe.config, autoguidance_interval=(0.0, 1e-3))  # never reached: no autoguidance
+    assert not np.array_equal(guided, pipe("a red square", seconds=1, seed=0, steps=4, sampler="euler").frames)
+    export_student(out / "transformer.safetensors", out, "tiny-turbo", 2, "euler", 1.0)
+    student = pipe.turbo()  # the student learnt the guided result: it runs without the guide
+    assert (student.guide, student.config.guide, student.config.autoguidance) == (None, "", 1.0)
+    (out / "pipeline.json").write_text(json.dumps({"autoguidance": 2.0}))
+    with pytest.raises(CheckpointError, match="autoguidance needs a guide checkpoint"):
+        Pipeline.from_pretrained(out, text_encoder=text_encoder)
 
 
 @pytest.mark.parametrize("sampler", ["euler", "heun", "unipc", "stagger"])

@@ -187,28 +187,37 @@ def train(config_path, log_path):
               help="Noise levels LO HI where guidance applies.")
 @click.option("--guidance-outside", type=float, default=None,
               help="Guidance outside that interval (1: the conditional branch alone).")
+@click.option("--guide", default="none", show_default=True,
+              help="An earlier checkpoint of the transformer to autoguide by ('none': no autoguidance).")
+@click.option("--autoguidance", type=float, default=None, help="Autoguidance weight (needs --guide).")
+@click.option("--autoguidance-interval", type=(float, float), default=None,
+              help="Noise levels LO HI where autoguidance applies.")
 def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, steps, guidance, sampler, clean_context,
-           guidance_interval, guidance_outside):
+           guidance_interval, guidance_outside, guide, autoguidance, autoguidance_interval):
     """Assemble a model directory from training runs (fp16 safetensors + configs)."""
     from dataclasses import replace
 
     from .pipeline import PipelineConfig
     from .training.export import export_model
-    extras = {k: v for k, v in {"upscaler": upscaler, "interpolator": interpolator}.items() if v != "none"}
+    extras = {k: v for k, v in {"upscaler": upscaler, "interpolator": interpolator, "guide": guide}.items()
+              if v != "none"}
     for path in (transformer, autoencoder, *extras.values()):
         if not Path(path).exists() or not Path(path).with_suffix(".json").exists():
             fail(f"checkpoint {path!r} (with its .json config) does not exist")
     cfg = PipelineConfig(name=name)
     overrides = {k: v for k, v in {"steps": steps, "guidance": guidance, "sampler": sampler,
                                    "guidance_interval": guidance_interval,
-                                   "guidance_outside": guidance_outside}.items() if v is not None}
+                                   "guidance_outside": guidance_outside, "autoguidance": autoguidance,
+                                   "autoguidance_interval": autoguidance_interval}.items() if v is not None}
     if clean_context:
         overrides["clean_context"] = True
+    if guide != "none":
+        overrides["guide"] = "guide.safetensors"
     try:
         cfg = replace(cfg, **overrides)
+        out = export_model(transformer, autoencoder, out_dir, cfg, extras)
     except ValueError as e:  # PipelineConfig's own checks, e.g. the guidance interval
         fail(str(e))
-    out = export_model(transformer, autoencoder, out_dir, cfg, extras)
     click.echo(f"wrote {out}")
 
 

@@ -58,6 +58,11 @@ class PipelineConfig:
     # conditional branch alone, at half the cost).
     guidance_interval: tuple[float, float] = (0.0, 1.0)
     guidance_outside: float = 1.0
+    # Autoguidance: a weaker checkpoint of this transformer (a file in this directory; "" for none)
+    # that every branch is pushed away from, by `autoguidance`, at noise levels in its interval.
+    guide: str = ""
+    autoguidance: float = 1.0
+    autoguidance_interval: tuple[float, float] = (0.0, 1.0)
     sampler: str = "unipc"
     shift: float = 2.0  # timestep shift toward noise: more of the budget where layout is decided
     # The transformer was trained with a noise level per latent frame (diffusion forcing): known
@@ -68,9 +73,14 @@ class PipelineConfig:
     parts_from: str = ""
 
     def __post_init__(self):
-        lo, hi = self.guidance_interval
-        if not 0 <= lo < hi <= 1:
-            raise ValueError(f"guidance_interval must be [lo, hi] with 0 <= lo < hi <= 1, got {[lo, hi]}")
+        for name in ("guidance_interval", "autoguidance_interval"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo < hi <= 1:
+                raise ValueError(f"{name} must be [lo, hi] with 0 <= lo < hi <= 1, got {[lo, hi]}")
+        if not 1 <= self.autoguidance <= 10:
+            raise ValueError(f"autoguidance must be between 1 (off) and 10, got {self.autoguidance}")
+        if self.autoguidance != 1 and not self.guide:
+            raise ValueError("autoguidance needs a guide checkpoint ('guide': e.g. \"guide.safetensors\")")
         if not 1 <= self.guidance_outside <= self.guidance:
             raise ValueError(f"guidance_outside must be between 1 and guidance ({self.guidance}), "
                              f"got {self.guidance_outside}")
@@ -82,8 +92,9 @@ class PipelineConfig:
             raise CheckpointError(f"unknown pipeline config keys: {sorted(unknown)}")
         if "buckets" in d:
             d = {**d, "buckets": tuple(tuple(b) for b in d["buckets"])}
-        if "guidance_interval" in d:
-            d = {**d, "guidance_interval": tuple(d["guidance_interval"])}
+        for name in ("guidance_interval", "autoguidance_interval"):
+            if name in d:
+                d = {**d, name: tuple(d[name])}
         try:
             return cls(**d)
         except ValueError as e:
@@ -173,8 +184,10 @@ def load_module(cls, cfg_cls, weights: Path) -> torch.nn.Module:
 
 class Pipeline:
     def __init__(self, transformer: VideoTransformer, autoencoder: VideoAutoencoder, text_encoder: TextEncoder,
-                 config: PipelineConfig = PipelineConfig(), enhancers: Enhancers | None = None):
+                 config: PipelineConfig = PipelineConfig(), enhancers: Enhancers | None = None,
+                 guide: VideoTransformer | None = None):
         self.transformer, self.text_encoder, self.config = transformer, text_encoder, config
+        self.guide = guide  # the autoguidance checkpoint (PipelineConfig.guide), if the model has one
         self.autoencoder = channels_last(autoencoder) if autoencoder is not None else None
         self.enhancers = enhancers or Enhancers()
         self.model_dir: Path | None = None  # set by from_pretrained; where a turbo student is looked for
@@ -204,6 +217,7 @@ class Pipeline:
         config = read_config(path)
         parts = (path / config.parts_from) if config.parts_from else path
         transformer = load_module(VideoTransformer, TransformerConfig, path / "transformer.safetensors")
+        guide = load_module(VideoTransformer, TransformerConfig, path / config.guide) if config.guide else None
         autoencoder = load_module(VideoAutoencoder, AutoencoderConfig, parts / "autoencoder.safetensors")
         # The delivery networks are optional: a model directory without them delivers by resizing.
         enhancers = Enhancers(
@@ -211,7 +225,7 @@ class Pipeline:
             if (parts / "upscaler.safetensors").exists() else None,
             interpolator=load_module(FrameInterpolator, InterpolatorConfig, parts / "interpolator.safetensors")
             if (parts / "interpolator.safetensors").exists() else None)
-        pipe = cls(transformer, autoencoder, text_encoder or TextEncoder(), config, enhancers)
+        pipe = cls(transformer, autoencoder, text_encoder or TextEncoder(), config, enhancers, guide)
         pipe.model_dir = path
         return pipe
 
@@ -353,7 +367,8 @@ class Pipeline:
         # 4. Denoise; known frames (a start image, the end of a video to extend) ride their exact path.
         scheduler = make_scheduler(sampler, steps, cfg.shift, frames=latent_frames)
         model_velocity = sampling_velocity(self.transformer, text_kwargs, guidance, cfg.guidance_interval,
-                                           cfg.guidance_outside)
+                                           cfg.guidance_outside, self.guide, cfg.autoguidance,
+                                           cfg.autoguidance_interval)
 
         def velocity(x, t):
             if prefix is None:

@@ -1,4 +1,5 @@
-"""Classifier-free guidance (Ho & Salimans 2022) with both branches in one batched forward pass."""
+"""Classifier-free guidance (Ho & Salimans 2022) with both branches in one batched forward pass, and
+autoguidance (Karras et al. 2024) by a weaker version of the same model."""
 from __future__ import annotations
 
 from typing import Callable
@@ -32,11 +33,34 @@ def guided_velocity(model, latents: torch.Tensor, t: torch.Tensor, text: dict[st
     return v_uncond + guidance * (v_cond - v_uncond)
 
 
+def autoguided(model, guide, weight: float, interval: tuple[float, float] = (0.0, 1.0)):
+    """model(latents, t, ...) pushed away from `guide`: v_guide + w (v_model - v_guide).
+
+    The guide is an earlier, weaker checkpoint of the same model; the difference points along what
+    training added since, so w > 1 extrapolates it. Applied only at noise levels t in `interval`:
+    the built-in model's later training went into high noise, where the layout is decided, and
+    that is where extrapolating it helps (MODEL_CARD, "Three more sampling-time tries").
+    """
+    def forward(latents: torch.Tensor, t: torch.Tensor, **kwargs) -> torch.Tensor:
+        v = model(latents, t, **kwargs)
+        if weight == 1.0 or not interval[0] <= float(t.max()) <= interval[1]:
+            return v
+        v_guide = guide(latents, t, **kwargs)
+        return v_guide + weight * (v - v_guide)
+    return forward
+
+
 def sampling_velocity(model, text: dict[str, torch.Tensor], guidance: float, interval: tuple[float, float] = (0.0, 1.0),
-                      outside: float = 1.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """velocity(latents, t) for one sampling run: guided, and for a self-conditioned model fed the
-    guided clean-clip estimate of the call before (zeros at the first), as it was trained."""
-    if not getattr(model.cfg, "self_condition", False):
+                      outside: float = 1.0, guide=None, guide_weight: float = 1.0,
+                      guide_interval: tuple[float, float] = (0.0, 1.0)
+                      ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """velocity(latents, t) for one sampling run: guided (each CFG branch autoguided when a `guide`
+    is given), and for a self-conditioned model fed the guided clean-clip estimate of the call
+    before (zeros at the first), as it was trained."""
+    self_conditioned = getattr(model.cfg, "self_condition", False)
+    if guide is not None:
+        model = autoguided(model, guide, guide_weight, guide_interval)
+    if not self_conditioned:
         return lambda latents, t: guided_velocity(model, latents, t, text, guidance, interval, outside=outside)
     estimate = None
 

@@ -23,19 +23,22 @@ def half_copy(src: Path, dst: Path) -> None:
 def export_model(transformer: str | Path, autoencoder: str | Path, out_dir: str | Path, pipeline_config,
                  extras: dict[str, str | Path] | None = None) -> Path:
     """`extras` names optional networks by file stem, e.g. {"upscaler": path}; stems not given are
-    removed from out_dir, so the directory describes exactly what was exported."""
+    removed from out_dir, so the directory describes exactly what was exported. An extra "guide"
+    is the autoguidance checkpoint; `pipeline_config.guide` is then set to its file."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    extras = extras or {}
+    if (pipeline_config.autoguidance != 1) != ("guide" in extras):
+        raise ValueError("autoguidance and a guide checkpoint go together: give both or neither")
     half_copy(Path(transformer), out / "transformer.safetensors")
     half_copy(Path(autoencoder), out / "autoencoder.safetensors")
-    extras = extras or {}
-    for stem in ("upscaler", "interpolator"):
+    for stem in ("upscaler", "interpolator", "guide"):
         if stem in extras:
             half_copy(Path(extras[stem]), out / f"{stem}.safetensors")
         else:
             for suffix in (".safetensors", ".json"):
                 (out / f"{stem}{suffix}").unlink(missing_ok=True)
-    config = asdict(pipeline_config)
+    config = {**asdict(pipeline_config), "guide": "guide.safetensors" if "guide" in extras else ""}
     (out / "pipeline.json").write_text(json.dumps(config, indent=2))
     return out
 
@@ -43,14 +46,15 @@ def export_model(transformer: str | Path, autoencoder: str | Path, out_dir: str 
 def export_student(transformer: str | Path, model_dir: str | Path, name: str, steps: int, sampler: str,
                    shift: float) -> Path:
     """Put a distilled student beside its teacher (`<model_dir>/turbo`): its own transformer and
-    pipeline.json, sharing the teacher's autoencoder and delivery networks. Guidance is 1: the
-    student learnt the guided result and runs one pass per step."""
+    pipeline.json, sharing the teacher's autoencoder and delivery networks. Guidance is 1 and there
+    is no autoguidance: the student learnt the guided result and runs one pass per step."""
     from ..pipeline import TURBO_SUBDIR, read_config
     teacher = read_config(Path(model_dir))
     out = Path(model_dir) / TURBO_SUBDIR
     out.mkdir(parents=True, exist_ok=True)
     half_copy(Path(transformer), out / "transformer.safetensors")
     config = {**asdict(teacher), "name": name, "steps": steps, "guidance": 1.0, "sampler": sampler,
-              "shift": shift, "parts_from": ".."}
+              "shift": shift, "parts_from": "..",
+              "guide": "", "autoguidance": 1.0, "autoguidance_interval": (0.0, 1.0)}
     (out / "pipeline.json").write_text(json.dumps(config, indent=2))
     return out
