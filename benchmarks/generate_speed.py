@@ -2,7 +2,10 @@
 
 Each configuration runs in a fresh subprocess so that peak RSS belongs to it alone.
 
-    python benchmarks/generate_speed.py [--runs 3] [--threads 2]
+    python benchmarks/generate_speed.py [--runs 3] [--threads 2] [--configs default,no-autoguidance,12]
+
+A configuration is "default" (the shipped settings), "no-autoguidance" (the same without the guide
+model's passes) or a number of sampling steps.
 """
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ from _common import print_table, write_results  # noqa: E402
 CHILD = r"""
 import json, resource, sys, time, torch
 torch.set_num_threads(int(sys.argv[1]))
-steps = None if sys.argv[2] == "default" else int(sys.argv[2])
+config = sys.argv[2]
+steps = int(config) if config.isdigit() else None
 runs, out = int(sys.argv[3]), sys.argv[4]
 t0 = time.perf_counter()
 from reelforge.pipeline import Pipeline
@@ -28,6 +32,9 @@ import os, tempfile
 os.environ["REELFORGE_HOME"] = tempfile.mkdtemp()
 identity = load_identity()
 pipe = Pipeline.from_pretrained()
+if config == "no-autoguidance":
+    from dataclasses import replace
+    pipe.config = replace(pipe.config, autoguidance=1.0)
 load_s = time.perf_counter() - t0
 prompts = ["a red ball rolls left across a blue floor", "a small yellow star spins on a purple background",
            "a green box bounces at sunset"]
@@ -47,21 +54,23 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--steps", default="default,12")
+    p.add_argument("--configs", default="default,no-autoguidance,12")
     args = p.parse_args()
     rows, results = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        for steps in args.steps.split(","):
-            out = subprocess.run([sys.executable, "-c", CHILD, str(args.threads), steps, str(args.runs),
+        for config in args.configs.split(","):
+            if config not in ("default", "no-autoguidance") and not config.isdigit():
+                p.error(f"unknown configuration {config!r}; use default, no-autoguidance or a number of steps")
+            out = subprocess.run([sys.executable, "-c", CHILD, str(args.threads), config, str(args.runs),
                                   str(Path(tmp) / "clip.mp4")], capture_output=True, text=True, check=True)
             r = json.loads(out.stdout.strip().splitlines()[-1])
-            results[steps] = r
+            results[config] = r
             mean = sum(r["times_s"]) / len(r["times_s"])
-            rows.append([r["steps"], f"{mean:.2f} s", f"{min(r['times_s']):.2f} s", f"{r['peak_rss_mb']:.0f} MB",
+            rows.append([config, r["steps"], f"{mean:.2f} s", f"{min(r['times_s']):.2f} s", f"{r['peak_rss_mb']:.0f} MB",
                          f"{r['load_s']:.1f} s"])
     path = write_results("generate_speed", {"threads": args.threads, "clip": "4 s, 64x64, 8 fps, MP4", "runs": results})
     print_table(f"Default 4-second clip, prompt -> MP4, {args.threads} threads",
-                ["steps", "mean", "best", "peak RSS", "model load"], rows)
+                ["config", "steps", "mean", "best", "peak RSS", "model load"], rows)
     print(f"wrote {path}")
 
 
