@@ -142,6 +142,8 @@ def test_an_exported_guide_is_loaded_and_steers_only_the_high_noise_steps(tiny_m
     with pytest.raises(ValueError, match="autoguidance and a guide checkpoint go together"):
         export_model(*parts, tmp_path / "model", config)
     out = export_model(*parts, tmp_path / "model", config, {"guide": tmp_path / "guide.safetensors"})
+    export_model(out / "transformer.safetensors", out / "autoencoder.safetensors", out, config,
+                 {"guide": out / "guide.safetensors"})  # re-exported in place, from its own files
     pipe = Pipeline.from_pretrained(out, text_encoder=text_encoder)
     assert pipe.guide is not None and pipe.config.autoguidance_interval == (0.5, 1.0)
     calls = []

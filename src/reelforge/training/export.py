@@ -17,7 +17,8 @@ def half_copy(src: Path, dst: Path) -> None:
     tmp = dst.with_name(f".{dst.name}.tmp")
     save_file(state, str(tmp))
     tmp.replace(dst)
-    shutil.copyfile(src.with_suffix(".json"), dst.with_suffix(".json"))
+    if src.with_suffix(".json").resolve() != dst.with_suffix(".json").resolve():  # re-exporting in place
+        shutil.copyfile(src.with_suffix(".json"), dst.with_suffix(".json"))
 
 
 def export_model(transformer: str | Path, autoencoder: str | Path, out_dir: str | Path, pipeline_config,
