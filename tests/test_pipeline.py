@@ -148,13 +148,16 @@ def test_an_exported_guide_is_loaded_and_steers_only_the_high_noise_steps(tiny_m
     assert pipe.guide is not None and pipe.config.autoguidance_interval == (0.5, 1.0)
     calls = []
     pipe.guide.register_forward_hook(lambda module, args, output: calls.append(args[1].max().item()))
-    guided = pipe("a red square", seconds=1, seed=0, steps=4, sampler="euler").frames
+    guided_video = pipe("a red square", seconds=1, seed=0, steps=4, sampler="euler")
+    guided = guided_video.frames
+    assert guided_video.settings["autoguidance"] == 2.0  # recorded with the output, as every setting is
     assert calls == pytest.approx([1.0, 0.667], abs=1e-3)  # of Euler's four levels 1, 0.667, 0.334, 0.001
     pipe.config = replace(pipe.config, autoguidance_interval=(0.0, 1e-3))  # never reached: no autoguidance
     assert not np.array_equal(guided, pipe("a red square", seconds=1, seed=0, steps=4, sampler="euler").frames)
     export_student(out / "transformer.safetensors", out, "tiny-turbo", 2, "euler", 1.0)
     student = pipe.turbo()  # the student learnt the guided result: it runs without the guide
     assert (student.guide, student.config.guide, student.config.autoguidance) == (None, "", 1.0)
+    assert "autoguidance" not in student("a red square", seconds=1, seed=0).settings
     (out / "pipeline.json").write_text(json.dumps({"autoguidance": 2.0}))
     with pytest.raises(CheckpointError, match="autoguidance needs a guide checkpoint"):
         Pipeline.from_pretrained(out, text_encoder=text_encoder)

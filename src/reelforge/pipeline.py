@@ -396,6 +396,7 @@ class Pipeline:
         settings = {"prompt": prompt, "negative_prompt": negative_prompt or "", "seed": seed, "steps": steps,
                     **({"revised_prompt": revised} if revised != prompt else {}),
                     **({"cache_threshold": cache_threshold} if cache_threshold else {}),
+                    **({"autoguidance": cfg.autoguidance} if self.guide is not None and cfg.autoguidance != 1 else {}),
                     "guidance": guidance, "sampler": sampler, "seconds": seconds, "fps": fps, "model": cfg.name}
         return video, settings
 
