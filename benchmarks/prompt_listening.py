@@ -93,10 +93,11 @@ def main():
     p.add_argument("--weights", nargs="*", default=[], help="transformer safetensors (with .json) besides the shipped one")
     args = p.parse_args()
     pipe = Pipeline.from_pretrained()
-    shipped = pipe.transformer
+    shipped, shipped_guide = pipe.transformer, pipe.guide
     results, rows = {}, []
     for name in ["shipped", *args.weights]:
         pipe.transformer = shipped if name == "shipped" else load_module(VideoTransformer, TransformerConfig, Path(name))
+        pipe.guide = shipped_guide if name == "shipped" else None  # made for the shipped model
         sensitivity = word_sensitivity(pipe, args.seeds)
         layout = layout_from_text(pipe)
         results[name] = {"latent_change": sensitivity, "layout_from_text": layout}

@@ -53,7 +53,8 @@ def survival(pipe: Pipeline, clips: int, levels: list[float]) -> dict[str, dict[
         text = pipe.text_encoder([prompt] if cfg.guidance == 1.0 else ["", prompt])  # as the pipeline encodes
         velocity = sampling_velocity(pipe.transformer, {"text_tokens": text.tokens, "text_mask": text.mask,
                                                         "text_pooled": text.pooled},
-                                     cfg.guidance, cfg.guidance_interval, cfg.guidance_outside)
+                                     cfg.guidance, cfg.guidance_interval, cfg.guidance_outside,
+                                     pipe.guide, cfg.autoguidance, cfg.autoguidance_interval)
         noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(i))
         for level in levels:
             ts = torch.linspace(level, 0.0, STEPS + 1)
@@ -77,6 +78,7 @@ def main() -> None:
     for name in ["shipped", *args.weights]:
         if name != "shipped":
             pipe.transformer = load_module(VideoTransformer, TransformerConfig, Path(name))
+            pipe.guide = None  # the guide was made for the shipped model
         results[name] = survival(pipe, args.clips, levels)
         rows += [[name, level, *[f"{100 * r[f]:.0f}%" for f in FACTORS]] for level, r in results[name].items()]
     path = write_results("survival", {"clips": args.clips, "steps": STEPS, "results": results})

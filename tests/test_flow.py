@@ -103,6 +103,23 @@ def test_autoguidance_pushes_each_branch_away_from_the_guide_only_inside_its_int
     assert guide_calls == [2]  # both CFG branches in one pass, and only inside the interval
 
 
+def test_a_guide_without_self_conditioning_is_not_given_the_models_estimate():
+    from types import SimpleNamespace
+
+    from reelforge.flow.guidance import sampling_velocity
+
+    def model(x, t, text_tokens, self_cond):  # self-conditioned
+        return text_tokens.sum(dim=(1, 2)).view(-1, 1) + 0 * x + 0 * self_cond
+    model.cfg = SimpleNamespace(self_condition=True)
+
+    def guide(x, t, text_tokens):  # would raise on a self_cond argument
+        return 0.5 * text_tokens.sum(dim=(1, 2)).view(-1, 1) + 0 * x
+    guide.cfg = SimpleNamespace(self_condition=False)
+    text = {"text_tokens": torch.tensor([[[0.0]], [[1.0]]])}
+    velocity = sampling_velocity(model, text, guidance=3.0, guide=guide, guide_weight=2.5)
+    assert velocity(torch.zeros(1, 1), torch.full((1,), 0.9)).item() == pytest.approx(5.25)
+
+
 def test_staggered_sampler_reaches_the_data_with_later_frames_lagging():
     x0 = torch.randn(1, 2, 5, 3, 3, generator=torch.Generator().manual_seed(1))
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))

@@ -152,15 +152,33 @@ def test_an_exported_guide_is_loaded_and_steers_only_the_high_noise_steps(tiny_m
     guided = guided_video.frames
     assert guided_video.settings["autoguidance"] == 2.0  # recorded with the output, as every setting is
     assert calls == pytest.approx([1.0, 0.667], abs=1e-3)  # of Euler's four levels 1, 0.667, 0.334, 0.001
-    pipe.config = replace(pipe.config, autoguidance_interval=(0.0, 1e-3))  # never reached: no autoguidance
+    guide, pipe.guide = pipe.guide, None
     assert not np.array_equal(guided, pipe("a red square", seconds=1, seed=0, steps=4, sampler="euler").frames)
+    pipe.guide = guide
     export_student(out / "transformer.safetensors", out, "tiny-turbo", 2, "euler", 1.0)
     student = pipe.turbo()  # the student learnt the guided result: it runs without the guide
     assert (student.guide, student.config.guide, student.config.autoguidance) == (None, "", 1.0)
     assert "autoguidance" not in student("a red square", seconds=1, seed=0).settings
+    wide = replace(plain.transformer.cfg, in_channels=8)  # a guide for another latent space
+    save_weights(VideoTransformer(wide), out / "guide.safetensors", wide.to_json())
+    with pytest.raises(CheckpointError, match="guide .* does not fit the transformer"):
+        Pipeline.from_pretrained(out, text_encoder=text_encoder)
     (out / "pipeline.json").write_text(json.dumps({"autoguidance": 2.0}))
     with pytest.raises(CheckpointError, match="autoguidance needs a guide checkpoint"):
         Pipeline.from_pretrained(out, text_encoder=text_encoder)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--autoguidance", "2"], "--guide and --autoguidance W"),
+    (["--guide", "g.safetensors"], "--guide and --autoguidance W"),
+    (["--autoguidance-interval", "0.8", "1"], "--autoguidance-interval needs --guide"),
+])
+def test_export_names_the_autoguidance_flags_that_go_together(tmp_path, args, message):
+    from click.testing import CliRunner
+
+    from reelforge.cli import main
+    result = CliRunner().invoke(main, ["export", "--out", str(tmp_path / "model"), *args])
+    assert result.exit_code == 2 and message in result.output and not (tmp_path / "model").exists()
 
 
 @pytest.mark.parametrize("sampler", ["euler", "heun", "unipc", "stagger"])

@@ -199,6 +199,10 @@ def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, step
 
     from .pipeline import PipelineConfig
     from .training.export import export_model
+    if (guide != "none") != (autoguidance not in (None, 1.0)):
+        fail("--guide and --autoguidance W (W > 1) go together: give both or neither")
+    if autoguidance_interval is not None and guide == "none":
+        fail("--autoguidance-interval needs --guide and --autoguidance")
     extras = {k: v for k, v in {"upscaler": upscaler, "interpolator": interpolator, "guide": guide}.items()
               if v != "none"}
     for path in (transformer, autoencoder, *extras.values()):

@@ -218,6 +218,12 @@ class Pipeline:
         parts = (path / config.parts_from) if config.parts_from else path
         transformer = load_module(VideoTransformer, TransformerConfig, path / "transformer.safetensors")
         guide = load_module(VideoTransformer, TransformerConfig, path / config.guide) if config.guide else None
+        if guide is not None:
+            mine, theirs = ((c.in_channels, c.text_dim, c.patch[0]) for c in (transformer.cfg, guide.cfg))
+            if mine != theirs:
+                raise CheckpointError(
+                    f"guide {str(path / config.guide)!r} does not fit the transformer: latent channels, text width "
+                    f"and time patch must match, got {theirs} against {mine}")
         autoencoder = load_module(VideoAutoencoder, AutoencoderConfig, parts / "autoencoder.safetensors")
         # The delivery networks are optional: a model directory without them delivers by resizing.
         enhancers = Enhancers(

@@ -41,10 +41,15 @@ def autoguided(model, guide, weight: float, interval: tuple[float, float] = (0.0
     the built-in model's later training went into high noise, where the layout is decided, and
     that is where extrapolating it helps (MODEL_CARD, "Three more sampling-time tries").
     """
+    # A guide trained without self-conditioning is not given the model's previous estimate.
+    guide_self_conditioned = getattr(getattr(guide, "cfg", None), "self_condition", False)
+
     def forward(latents: torch.Tensor, t: torch.Tensor, **kwargs) -> torch.Tensor:
         v = model(latents, t, **kwargs)
         if weight == 1.0 or not interval[0] <= float(t.max()) <= interval[1]:
             return v
+        if not guide_self_conditioned:
+            kwargs.pop("self_cond", None)
         v_guide = guide(latents, t, **kwargs)
         return v_guide + weight * (v - v_guide)
     return forward

@@ -52,13 +52,16 @@ def _chunk_plan(cfg: DistillConfig, i: int) -> tuple[random.Random, tuple[int, i
 @torch.no_grad()
 def teacher_latents(teacher: VideoTransformer, text_encoder: TextEncoder, captions: list[str], noise: torch.Tensor,
                     steps: int, guidance: float, sampler: str, shift: float,
-                    interval: tuple[float, float] = (0.0, 1.0), outside: float = 1.0) -> torch.Tensor:
-    """What the teacher's sampler makes of `noise` (B, C, t, h, w) for `captions`, all in one batch."""
+                    interval: tuple[float, float] = (0.0, 1.0), outside: float = 1.0, guide=None,
+                    guide_weight: float = 1.0, guide_interval: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
+    """What the teacher's sampler makes of `noise` (B, C, t, h, w) for `captions`, all in one batch
+    (autoguided by `guide` as the teacher's pipeline is, when it has one)."""
     text = text_encoder([""] * len(captions) + captions)  # unconditional rows first, as guided_velocity reads them
     text_kwargs = {"text_tokens": text.tokens, "text_mask": text.mask, "text_pooled": text.pooled}
     scheduler = make_scheduler(sampler, steps, shift, frames=noise.shape[2])
     with torch.autocast(noise.device.type, dtype=torch.bfloat16):
-        velocity = sampling_velocity(teacher, text_kwargs, guidance, interval, outside)
+        velocity = sampling_velocity(teacher, text_kwargs, guidance, interval, outside, guide, guide_weight,
+                                     guide_interval)
         return denoise(lambda x, t: velocity(x, t).float(),
                        noise.clone(), scheduler).float()
 
@@ -68,6 +71,8 @@ def make_pairs(cfg: DistillConfig, log: Callable[[str], None] = lambda s: None) 
     settings = read_config(teacher_dir)  # the teacher's own sampler, guidance and shift
     device = training_device(cfg.device)
     teacher = load_module(VideoTransformer, TransformerConfig, teacher_dir / "transformer.safetensors").to(device)
+    guide = (load_module(VideoTransformer, TransformerConfig, teacher_dir / settings.guide).to(device)
+             if settings.guide else None)
     text_encoder = TextEncoder(device)
     out = Path(cfg.pairs_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -85,7 +90,8 @@ def make_pairs(cfg: DistillConfig, log: Callable[[str], None] = lambda s: None) 
         noise = torch.randn((cfg.chunk, channels, frames, height // 4, width // 4), generator=generator)
         latents = teacher_latents(teacher, text_encoder, captions, noise.to(device), cfg.teacher_steps,
                                   settings.guidance, settings.sampler, settings.shift,
-                                  settings.guidance_interval, settings.guidance_outside).cpu()
+                                  settings.guidance_interval, settings.guidance_outside, guide,
+                                  settings.autoguidance, settings.autoguidance_interval).cpu()
         tmp = path.with_name(f".{path.name}.tmp")
         save_file({"noise": noise.half().contiguous(), "latents": latents.half().contiguous()}, str(tmp),
                   metadata={"captions": json.dumps(captions), "factors": json.dumps([f.to_dict() for f in factors])})
