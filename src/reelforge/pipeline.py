@@ -182,6 +182,19 @@ def load_module(cls, cfg_cls, weights: Path) -> torch.nn.Module:
     return module.eval().requires_grad_(False)
 
 
+def load_guide(model_dir: Path, config: PipelineConfig, transformer: VideoTransformer) -> VideoTransformer | None:
+    """The model directory's autoguidance checkpoint (`config.guide`), checked to fit `transformer`;
+    None when it has none."""
+    if not config.guide:
+        return None
+    guide = load_module(VideoTransformer, TransformerConfig, model_dir / config.guide)
+    mine, theirs = ((c.in_channels, c.text_dim, c.patch[0]) for c in (transformer.cfg, guide.cfg))
+    if mine != theirs:
+        raise CheckpointError(f"guide {str(model_dir / config.guide)!r} does not fit the transformer: latent channels, "
+                              f"text width and time patch must match, got {theirs} against {mine}")
+    return guide
+
+
 class Pipeline:
     def __init__(self, transformer: VideoTransformer, autoencoder: VideoAutoencoder, text_encoder: TextEncoder,
                  config: PipelineConfig = PipelineConfig(), enhancers: Enhancers | None = None,
@@ -217,13 +230,7 @@ class Pipeline:
         config = read_config(path)
         parts = (path / config.parts_from) if config.parts_from else path
         transformer = load_module(VideoTransformer, TransformerConfig, path / "transformer.safetensors")
-        guide = load_module(VideoTransformer, TransformerConfig, path / config.guide) if config.guide else None
-        if guide is not None:
-            mine, theirs = ((c.in_channels, c.text_dim, c.patch[0]) for c in (transformer.cfg, guide.cfg))
-            if mine != theirs:
-                raise CheckpointError(
-                    f"guide {str(path / config.guide)!r} does not fit the transformer: latent channels, text width "
-                    f"and time patch must match, got {theirs} against {mine}")
+        guide = load_guide(path, config, transformer)
         autoencoder = load_module(VideoAutoencoder, AutoencoderConfig, parts / "autoencoder.safetensors")
         # The delivery networks are optional: a model directory without them delivers by resizing.
         enhancers = Enhancers(

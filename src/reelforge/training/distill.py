@@ -31,7 +31,7 @@ from ..flow.samplers import denoise, make_scheduler
 from ..models.discriminator import DiscriminatorConfig, LatentDiscriminator, discriminator_loss, generator_loss
 from ..models.text_encoder import TextEncoder
 from ..models.transformer import TransformerConfig, VideoTransformer
-from ..pipeline import load_module, read_config
+from ..pipeline import load_guide, load_module, read_config
 from ..world.captions import caption
 from ..world.factors import ClipFactors
 from ..world.splits import sample_train_factors
@@ -71,8 +71,8 @@ def make_pairs(cfg: DistillConfig, log: Callable[[str], None] = lambda s: None) 
     settings = read_config(teacher_dir)  # the teacher's own sampler, guidance and shift
     device = training_device(cfg.device)
     teacher = load_module(VideoTransformer, TransformerConfig, teacher_dir / "transformer.safetensors").to(device)
-    guide = (load_module(VideoTransformer, TransformerConfig, teacher_dir / settings.guide).to(device)
-             if settings.guide else None)
+    guide = load_guide(teacher_dir, settings, teacher)
+    guide = guide.to(device) if guide is not None else None
     text_encoder = TextEncoder(device)
     out = Path(cfg.pairs_dir)
     out.mkdir(parents=True, exist_ok=True)
