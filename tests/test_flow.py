@@ -166,3 +166,24 @@ def test_shifted_noise_levels_move_towards_noise_and_keep_their_order():
     assert torch.all(shifted[order].diff() >= -1e-6)  # the same order, up to float rounding
     # A sampler's first steps run above t = 0.9: shift 3 trains there about 3x as often.
     assert (shifted > 0.9).float().mean() > 2.5 * (plain > 0.9).float().mean()
+
+
+def test_verifier_guidance_moves_the_clean_estimate_along_the_verifiers_unit_gradient_inside_its_interval():
+    from types import SimpleNamespace
+
+    from reelforge.flow.guidance import verifier_guided
+    direction = torch.randn(2, 3, 2, 4, 4)
+    # A verifier whose log-likelihood is linear in the clip: its gradient is `direction` everywhere.
+    verifier = SimpleNamespace(log_likelihood=lambda x, wanted: (x * direction).sum((1, 2, 3, 4)))
+    velocity = lambda x, t: 0.5 * x  # noqa: E731
+    latents = torch.randn(2, 3, 2, 4, 4)
+    steered = verifier_guided(velocity, verifier, {"shape": "star"}, scale=0.3, interval=(0.4, 0.9))
+    unit = direction / direction.pow(2).mean((1, 2, 3, 4), keepdim=True).sqrt()
+    t = torch.full((2,), 0.6)
+    assert torch.allclose(steered(latents, t), 0.5 * latents - 0.3 / 0.6 * unit, atol=1e-5)
+    # x0 = x_t - t v moved by exactly 0.3 along the unit gradient:
+    moved = (latents - 0.6 * steered(latents, t)) - (latents - 0.6 * velocity(latents, t))
+    assert torch.allclose(moved, 0.3 * unit, atol=1e-5)
+    for level in (0.95, 0.2):  # outside the interval: the velocity as it was
+        assert torch.equal(steered(latents, torch.full((2,), level)), velocity(latents, None))
+    assert torch.equal(verifier_guided(velocity, verifier, {}, 0.3)(latents, t), velocity(latents, t))

@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from reelforge.pipeline import CheckpointError, InputError, Pipeline, parse_size
 
@@ -172,8 +173,11 @@ def test_an_exported_guide_is_loaded_and_steers_only_the_high_noise_steps(tiny_m
     (["--autoguidance", "2"], "--guide and --autoguidance W"),
     (["--guide", "g.safetensors"], "--guide and --autoguidance W"),
     (["--autoguidance-interval", "0.8", "1"], "--autoguidance-interval needs --guide"),
+    (["--verifier-guidance", "1"], "--verifier and --verifier-guidance W (W > 0) go together"),
+    (["--verifier", "v.safetensors"], "--verifier and --verifier-guidance W (W > 0) go together"),
+    (["--verifier-guidance-interval", "0.4", "0.9"], "--verifier-guidance-interval needs --verifier"),
 ])
-def test_export_names_the_autoguidance_flags_that_go_together(tmp_path, args, message):
+def test_export_names_the_flags_that_go_together(tmp_path, args, message):
     from click.testing import CliRunner
 
     from reelforge.cli import main
@@ -187,3 +191,41 @@ def test_every_sampler_generates_and_extends(tiny_pipeline, sampler):
     assert out.frames.shape == (8, 64, 64, 3) and out.settings["sampler"] == sampler
     longer = tiny_pipeline.extend(out.frames, out.fps, "a red square", seconds=1, seed=4, sampler=sampler)
     assert longer.frames.shape[0] == 16
+
+
+def test_a_verifier_steers_only_prompts_that_name_its_factors_and_not_the_turbo_student(tiny_model_dir, tmp_path,
+                                                                                        text_encoder):
+    from dataclasses import replace
+
+    from reelforge.models.verifier import LatentVerifier, VerifierConfig
+    from reelforge.training.checkpoint import save_weights
+    from reelforge.training.export import export_model, export_student
+    plain = Pipeline.from_pretrained(tiny_model_dir, text_encoder=text_encoder)
+    torch.manual_seed(1)
+    verifier_cfg = VerifierConfig(in_channels=4, width=8)
+    save_weights(LatentVerifier(verifier_cfg), tmp_path / "verifier.safetensors", verifier_cfg.to_json())
+    config = replace(plain.config, verifier="verifier.safetensors", verifier_guidance=2.0,
+                     verifier_guidance_interval=(0.0, 1.0))
+    parts = (tiny_model_dir / "transformer.safetensors", tiny_model_dir / "autoencoder.safetensors")
+    with pytest.raises(ValueError, match="verifier guidance needs a verifier checkpoint"):
+        export_model(*parts, tmp_path / "model", config)
+    out = export_model(*parts, tmp_path / "model", config, {"verifier": tmp_path / "verifier.safetensors"})
+    pipe = Pipeline.from_pretrained(out, text_encoder=text_encoder)
+    assert pipe.verifier is not None and pipe.config.verifier_guidance == 2.0
+    prompt, elsewhere = "a red ball rolls left on a blue background", "a cat sleeps on a sofa"
+    steered, cat = (pipe(p, seconds=1, seed=4) for p in (prompt, elsewhere))
+    assert steered.settings["verifier_guidance"] == 2.0 and "verifier_guidance" not in cat.settings
+    pipe.config = replace(pipe.config, verifier_guidance=0.0)
+    assert not np.array_equal(steered.frames, pipe(prompt, seconds=1, seed=4).frames)
+    assert np.array_equal(cat.frames, pipe(elsewhere, seconds=1, seed=4).frames)  # nothing to steer by
+    export_student(out / "transformer.safetensors", out, "tiny-turbo", 2, "euler", 1.0)
+    student = pipe.turbo()
+    assert student.verifier is not None and student.config.verifier_guidance == 0.0  # steering hurt the student
+    assert "verifier_guidance" not in student(prompt, seconds=1, seed=4).settings
+    wide = VerifierConfig(in_channels=8, width=8)  # a verifier of another latent space
+    save_weights(LatentVerifier(wide), out / "verifier.safetensors", wide.to_json())
+    with pytest.raises(CheckpointError, match="verifier .* reads 8 latent channels; the autoencoder makes 4"):
+        Pipeline.from_pretrained(out, text_encoder=text_encoder)
+    (out / "pipeline.json").write_text(json.dumps({"verifier_guidance": 1.0}))
+    with pytest.raises(CheckpointError, match="verifier guidance needs a verifier checkpoint"):
+        Pipeline.from_pretrained(out, text_encoder=text_encoder)

@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from reelforge.prompting import PromptRewriter, colour_name, world_colour
+from reelforge.prompting import PromptRewriter, colour_name, named_factors, world_colour
 from reelforge.world.captions import caption
 from reelforge.world.factors import COLORS
 from reelforge.world.splits import sample_train_factors
@@ -80,3 +80,25 @@ def test_the_pipeline_records_the_revised_prompt_and_can_skip_it(tiny_pipeline):
     assert (out.frames == same.frames).all()  # the model saw the same words
     raw = tiny_pipeline("a scarlet ball", seconds=1.0, seed=0, steps=2, rewrite_prompt=False)
     assert "revised_prompt" not in raw.settings and not (raw.frames == same.frames).all()
+
+
+def test_every_grammar_caption_names_its_objects_factors():
+    rng = random.Random(5)
+    for _ in range(400):
+        factors = sample_train_factors(rng, two_object_prob=0.2)
+        named = named_factors(caption(factors, rng))
+        if len(factors.objects) > 1:
+            assert named == {}  # which object a colour or a shape belongs to is not this function's to guess
+            continue
+        obj = factors.objects[0]
+        assert {k: named[k] for k in ("color", "shape", "motion", "background")} == {
+            "color": obj.color, "shape": obj.shape, "motion": obj.motion, "background": factors.background}
+        assert named.get("speed", obj.speed) == obj.speed and named.get("size", obj.size) == obj.size
+        assert named.get("camera", "still") == factors.camera
+        if obj.motion != "static":
+            assert "speed" in named  # every moving object's caption says how fast
+
+
+def test_prompts_outside_the_world_name_nothing():
+    assert named_factors("a cat sleeps on a sofa") == {}
+    assert named_factors("a red ball and a blue square") == {}

@@ -263,3 +263,25 @@ def test_object_weight_only_where_the_noise_level_lets_the_object_show():
     assert per_clip[0].eq(1).all() and per_clip[1, 0, :, 1, 1].eq(5).all()
     per_frame = object_loss_weight(masks, torch.tensor([[0.1, 0.7, 0.5], [0.9, 0.95, 1.0]]), 4.0, max_t=0.5)
     assert per_frame[0, 0, :, 1, 1].tolist() == [5, 1, 5] and per_frame[1].eq(1).all()
+
+
+@pytest.mark.parametrize("noise_conditioned", [False, True])
+def test_the_verifier_learns_the_banks_labels_scores_held_out_clips_and_resumes(tiny_bank, tmp_path, noise_conditioned):
+    from reelforge.training.config import VerifierTrainConfig
+    from reelforge.training.verifier import train_verifier
+    cfg = VerifierTrainConfig(run_dir=str(tmp_path / "verifier"), bank=tiny_bank.run_dir, steps=40, batch_size=8,
+                              lr=5e-3, warmup=1, noise_max=0.0, log_every=1, checkpoint_every=20,
+                              model={"in_channels": 4, "width": 8, "noise_conditioned": noise_conditioned})
+    lines = []
+    out = train_verifier(cfg, lines.append)
+    losses = [float(line.split()[3]) for line in lines if line.startswith("step ")]
+    # It fits the clips' six labels (through the noise, on the clips drawn at low levels).
+    assert len(losses) == 40 and sum(losses[-5:]) / 5 < (0.7 if noise_conditioned else 0.3) * losses[0]
+    assert out.exists() and out.with_suffix(".json").exists()
+    scores = json.loads((Path(cfg.run_dir) / "held_out.json").read_text())
+    levels = {"t 0.3", "t 0.5", "t 0.7", "t 0.9"} if noise_conditioned else set()
+    assert set(scores) == {"noise 0", "noise 0.4"} | levels
+    assert set(scores["noise 0"]) == {"color", "shape", "motion", "size", "speed", "background"}
+    lines.clear()
+    train_verifier(dataclasses.replace(cfg, steps=42), lines.append)
+    assert "resumed from step 40" in lines and sum(line.startswith("step ") for line in lines) == 2

@@ -127,7 +127,7 @@ def generate(prompt, output, seconds, storyboard, fps, size, seed, steps, guidan
 @click.option("--config", "config_path", required=True, type=click.Path(), help="A JSON file from configs/.")
 @click.option("--log", "log_path", default=None, help="Also append log lines to this file.")
 def train(config_path, log_path):
-    """Train one stage (autoencoder, bank, transformer, upscaler, interpolator, pairs, student) from a config; resumes where it stopped."""
+    """Train one stage (autoencoder, bank, transformer, upscaler, interpolator, pairs, student, verifier) from a config; resumes where it stopped."""
     import torch
 
     from .training.config import ConfigError, load_config
@@ -161,6 +161,9 @@ def train(config_path, log_path):
     elif cfg.stage == "student":
         from .training.distill import train_student
         out = train_student(cfg, log)
+    elif cfg.stage == "verifier":
+        from .training.verifier import train_verifier
+        out = train_verifier(cfg, log)
     else:
         from .training.loop import train_transformer
         out = train_transformer(cfg, log)
@@ -192,8 +195,15 @@ def train(config_path, log_path):
 @click.option("--autoguidance", type=float, default=None, help="Autoguidance weight (needs --guide).")
 @click.option("--autoguidance-interval", type=(float, float), default=None,
               help="Noise levels LO HI where autoguidance applies.")
+@click.option("--verifier", default="none", show_default=True,
+              help="A latent verifier (configs/verifier.json) to steer sampling by ('none': no verifier).")
+@click.option("--verifier-guidance", type=float, default=None,
+              help="Steer sampling towards what the verifier reads as the prompt's factors (needs --verifier).")
+@click.option("--verifier-guidance-interval", type=(float, float), default=None,
+              help="Noise levels LO HI where verifier guidance applies.")
 def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, steps, guidance, sampler, clean_context,
-           guidance_interval, guidance_outside, guide, autoguidance, autoguidance_interval):
+           guidance_interval, guidance_outside, guide, autoguidance, autoguidance_interval, verifier,
+           verifier_guidance, verifier_guidance_interval):
     """Assemble a model directory from training runs (fp16 safetensors + configs)."""
     from dataclasses import replace
 
@@ -203,8 +213,12 @@ def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, step
         fail("--guide and --autoguidance W (W > 1) go together: give both or neither")
     if autoguidance_interval is not None and guide == "none":
         fail("--autoguidance-interval needs --guide and --autoguidance")
-    extras = {k: v for k, v in {"upscaler": upscaler, "interpolator": interpolator, "guide": guide}.items()
-              if v != "none"}
+    if (verifier != "none") != bool(verifier_guidance):
+        fail("--verifier and --verifier-guidance W (W > 0) go together: give both or neither")
+    if verifier_guidance_interval is not None and verifier == "none":
+        fail("--verifier-guidance-interval needs --verifier and --verifier-guidance")
+    extras = {k: v for k, v in {"upscaler": upscaler, "interpolator": interpolator, "guide": guide,
+                                "verifier": verifier}.items() if v != "none"}
     for path in (transformer, autoencoder, *extras.values()):
         if not Path(path).exists() or not Path(path).with_suffix(".json").exists():
             fail(f"checkpoint {path!r} (with its .json config) does not exist")
@@ -212,11 +226,15 @@ def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, step
     overrides = {k: v for k, v in {"steps": steps, "guidance": guidance, "sampler": sampler,
                                    "guidance_interval": guidance_interval,
                                    "guidance_outside": guidance_outside, "autoguidance": autoguidance,
-                                   "autoguidance_interval": autoguidance_interval}.items() if v is not None}
+                                   "autoguidance_interval": autoguidance_interval,
+                                   "verifier_guidance": verifier_guidance,
+                                   "verifier_guidance_interval": verifier_guidance_interval}.items() if v is not None}
     if clean_context:
         overrides["clean_context"] = True
     if guide != "none":
         overrides["guide"] = "guide.safetensors"
+    if verifier != "none":
+        overrides["verifier"] = "verifier.safetensors"
     try:
         cfg = replace(cfg, **overrides)
         out = export_model(transformer, autoencoder, out_dir, cfg, extras)

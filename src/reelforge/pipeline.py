@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 
 from .delivery import Delivery, Enhancers, resize_video, retime
 from .flow.cache import first_block_cache
-from .flow.guidance import sampling_velocity
+from .flow.guidance import sampling_velocity, verifier_guided
 from .flow.objective import interpolate
 from .flow.samplers import SAMPLERS, denoise, make_scheduler
 from .models.autoencoder import AutoencoderConfig, VideoAutoencoder
@@ -27,13 +27,16 @@ from .models.precision import channels_last, fast_autocast
 from .models.text_encoder import TextEncoder
 from .models.transformer import TransformerConfig, VideoTransformer
 from .models.upscaler import UpscalerConfig, VideoUpscaler
-from .prompting import PromptRewriter
+from .models.verifier import LatentVerifier, VerifierConfig
+from .prompting import PromptRewriter, named_factors
 from .training.checkpoint import load_weights
 
 BUILTIN_DIR = Path(__file__).parent / "weights" / "builtin"
 TURBO_SUBDIR = "turbo"  # a model directory's distilled few-step student (training/distill.py), if it has one
 MIN_SIDE, MAX_SIDE = 32, 1920
 MIN_FPS, MAX_FPS = 1, 60
+# What verifier guidance steers by: what a prompt is about. Size and speed were not tried (MODEL_CARD.md).
+GUIDED_FACTORS = ("color", "shape", "motion", "background")
 MAX_PROMPT_CHARS = 32_000  # OpenAI's limit; the text encoder reads the first 48 tokens
 
 
@@ -68,12 +71,19 @@ class PipelineConfig:
     # The transformer was trained with a noise level per latent frame (diffusion forcing): known
     # frames (a start image, the video being extended) are then given to it clean, at t = 0.
     clean_context: bool = False
+    # Verifier guidance (flow/guidance.verifier_guided): `verifier` is a file in the directory of the
+    # autoencoder whose latents it reads (models/verifier.py); each step at noise levels in the
+    # interval moves the clean-clip estimate by `verifier_guidance` along its gradient towards the
+    # factors the prompt names; 0 for none.
+    verifier: str = ""
+    verifier_guidance: float = 0.0
+    verifier_guidance_interval: tuple[float, float] = (0.4, 0.9)
     # A directory, relative to this one, holding the autoencoder and delivery networks this model
     # shares with another (a distilled student shares its teacher's: ".."); "" means this one.
     parts_from: str = ""
 
     def __post_init__(self):
-        for name in ("guidance_interval", "autoguidance_interval"):
+        for name in ("guidance_interval", "autoguidance_interval", "verifier_guidance_interval"):
             lo, hi = getattr(self, name)
             if not 0 <= lo < hi <= 1:
                 raise ValueError(f"{name} must be [lo, hi] with 0 <= lo < hi <= 1, got {[lo, hi]}")
@@ -81,6 +91,10 @@ class PipelineConfig:
             raise ValueError(f"autoguidance must be between 1 (off) and 10, got {self.autoguidance}")
         if self.autoguidance != 1 and not self.guide:
             raise ValueError("autoguidance needs a guide checkpoint ('guide': e.g. \"guide.safetensors\")")
+        if not 0 <= self.verifier_guidance <= 10:
+            raise ValueError(f"verifier_guidance must be between 0 (off) and 10, got {self.verifier_guidance}")
+        if self.verifier_guidance and not self.verifier:
+            raise ValueError("verifier guidance needs a verifier checkpoint ('verifier': e.g. \"verifier.safetensors\")")
         if not 1 <= self.guidance_outside <= self.guidance:
             raise ValueError(f"guidance_outside must be between 1 and guidance ({self.guidance}), "
                              f"got {self.guidance_outside}")
@@ -92,7 +106,7 @@ class PipelineConfig:
             raise CheckpointError(f"unknown pipeline config keys: {sorted(unknown)}")
         if "buckets" in d:
             d = {**d, "buckets": tuple(tuple(b) for b in d["buckets"])}
-        for name in ("guidance_interval", "autoguidance_interval"):
+        for name in ("guidance_interval", "autoguidance_interval", "verifier_guidance_interval"):
             if name in d:
                 d = {**d, name: tuple(d[name])}
         try:
@@ -195,12 +209,25 @@ def load_guide(model_dir: Path, config: PipelineConfig, transformer: VideoTransf
     return guide
 
 
+def load_verifier(parts_dir: Path, config: PipelineConfig, autoencoder: VideoAutoencoder) -> LatentVerifier | None:
+    """The verifier that steers sampling (`config.verifier`, beside the autoencoder whose latents it
+    reads), checked to read them; None when the model has none."""
+    if not config.verifier:
+        return None
+    verifier = load_module(LatentVerifier, VerifierConfig, parts_dir / config.verifier)
+    if verifier.cfg.in_channels != autoencoder.cfg.latent_channels:
+        raise CheckpointError(f"verifier {str(parts_dir / config.verifier)!r} reads {verifier.cfg.in_channels} latent "
+                              f"channels; the autoencoder makes {autoencoder.cfg.latent_channels}")
+    return verifier
+
+
 class Pipeline:
     def __init__(self, transformer: VideoTransformer, autoencoder: VideoAutoencoder, text_encoder: TextEncoder,
                  config: PipelineConfig = PipelineConfig(), enhancers: Enhancers | None = None,
-                 guide: VideoTransformer | None = None):
+                 guide: VideoTransformer | None = None, verifier: LatentVerifier | None = None):
         self.transformer, self.text_encoder, self.config = transformer, text_encoder, config
         self.guide = guide  # the autoguidance checkpoint (PipelineConfig.guide), if the model has one
+        self.verifier = verifier  # steers sampling (PipelineConfig.verifier), if the model has one
         self.autoencoder = channels_last(autoencoder) if autoencoder is not None else None
         self.enhancers = enhancers or Enhancers()
         self.model_dir: Path | None = None  # set by from_pretrained; where a turbo student is looked for
@@ -238,7 +265,8 @@ class Pipeline:
             if (parts / "upscaler.safetensors").exists() else None,
             interpolator=load_module(FrameInterpolator, InterpolatorConfig, parts / "interpolator.safetensors")
             if (parts / "interpolator.safetensors").exists() else None)
-        pipe = cls(transformer, autoencoder, text_encoder or TextEncoder(), config, enhancers, guide)
+        pipe = cls(transformer, autoencoder, text_encoder or TextEncoder(), config, enhancers, guide,
+                   load_verifier(parts, config, autoencoder))
         pipe.model_dir = path
         return pipe
 
@@ -254,7 +282,10 @@ class Pipeline:
                 raise CheckpointError(f"model {self.config.name!r} has no distilled turbo student")
             path = turbo_dir(self.model_dir)
             transformer = load_module(VideoTransformer, TransformerConfig, path / "transformer.safetensors")
-            self._turbo = Pipeline(transformer, self.autoencoder, self.text_encoder, read_config(path), self.enhancers)
+            config = read_config(path)
+            parts = (path / config.parts_from) if config.parts_from else path
+            self._turbo = Pipeline(transformer, self.autoencoder, self.text_encoder, config, self.enhancers,
+                                   verifier=load_verifier(parts, config, self.autoencoder))
             self._turbo.model_dir = path
             self._turbo._rewriter = self._rewriter
         return self._turbo
@@ -382,6 +413,12 @@ class Pipeline:
         model_velocity = sampling_velocity(self.transformer, text_kwargs, guidance, cfg.guidance_interval,
                                            cfg.guidance_outside, self.guide, cfg.autoguidance,
                                            cfg.autoguidance_interval)
+        # What the prompt names of the world's factors, for the verifier to steer towards.
+        wanted = named_factors(revised) if self.verifier is not None and cfg.verifier_guidance else {}
+        if wanted:
+            steer = {k: v for k, v in wanted.items() if k in GUIDED_FACTORS}
+            model_velocity = verifier_guided(model_velocity, self.verifier, steer, cfg.verifier_guidance,
+                                             cfg.verifier_guidance_interval)
 
         def velocity(x, t):
             if prefix is None:
@@ -410,6 +447,7 @@ class Pipeline:
                     **({"revised_prompt": revised} if revised != prompt else {}),
                     **({"cache_threshold": cache_threshold} if cache_threshold else {}),
                     **({"autoguidance": cfg.autoguidance} if self.guide is not None and cfg.autoguidance != 1 else {}),
+                    **({"verifier_guidance": cfg.verifier_guidance} if wanted else {}),
                     "guidance": guidance, "sampler": sampler, "seconds": seconds, "fps": fps, "model": cfg.name}
         return video, settings
 

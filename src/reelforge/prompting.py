@@ -323,3 +323,27 @@ def _clauses(words: list[str]) -> list[range]:
             if w == "while" or (w == "and" and i + 1 < len(words) and words[i + 1] in ("a", "an", "the"))]
     bounds = [0, *cuts, len(words)]
     return [range(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def named_factors(prompt: str) -> dict[str, str]:
+    """The world's factors a prompt in the grammar's words names for its one object, e.g.
+    {"color": "red", "shape": "circle", "motion": "left", "background": "blue"}: only what it names
+    exactly (a rewritten prompt names most), and nothing for a prompt of more than one object."""
+    words = _words(prompt)
+    taken = [False] * len(words)
+    said: dict[str, list[str]] = {}
+    everywhere = range(len(words))
+    # Backgrounds before objects ("on a blue background" holds a colour word), motions before shapes
+    # and sizes ("moves in a circle", "grows larger" are motions).
+    for colour in PLAIN_BACKGROUNDS:
+        while _claim_exact(words, taken, {t.format(c=colour) for t in GRAMMAR["plain"]}, everywhere):
+            said.setdefault("background", []).append(colour)
+    for slot, factor in (("scene", "background"), ("camera", "camera"), ("motion", "motion"), ("shape", "shape"),
+                         ("speed", "speed"), ("size", "size")):
+        for value, phrases in GRAMMAR[slot].items():
+            while _claim_exact(words, taken, {p for p in phrases if p}, everywhere):
+                said.setdefault(factor, []).append(value)
+    said["color"] = [w for w, claimed in zip(words, taken) if not claimed and w in COLORS]
+    if any(len(said.get(factor, [])) > 1 for factor in ("shape", "color", "motion")):
+        return {}  # two objects: which colour or motion goes with which shape is not this function's to guess
+    return {factor: values[0] for factor, values in said.items() if len(values) == 1}

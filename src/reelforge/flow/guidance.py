@@ -76,3 +76,29 @@ def sampling_velocity(model, text: dict[str, torch.Tensor], guidance: float, int
         estimate = clean_estimate(latents, t, v)
         return v
     return velocity
+
+
+def verifier_guided(velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], verifier, wanted: dict[str, str],
+                    scale: float, interval: tuple[float, float] = (0.4, 0.9)
+                    ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """velocity(latents, t) steered towards clips the verifier (models/verifier.py) reads as `wanted`.
+
+    At noise levels in `interval` the clean-clip estimate x0 = x_t - t v moves `scale` along the
+    gradient of log p(wanted | x0), scaled to unit RMS per clip, so v moves by -scale / t times it.
+    The gradient is taken at the estimate, the transformer's Jacobian taken as the identity: one
+    backward pass through the small verifier and none through the transformer (forward universal
+    guidance, Bansal et al. 2023, without its pass back through the denoiser). Outside the interval:
+    at high noise the estimate is a blur the verifier cannot read, and at low noise the clip's
+    colours are settled and a push there only spoils them (MODEL_CARD.md, "A verifier").
+    """
+    def forward(latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        v = velocity(latents, t)
+        level = float(t.max())
+        if scale == 0 or not wanted or not interval[0] <= level <= interval[1]:
+            return v
+        with torch.enable_grad():
+            estimate = clean_estimate(latents, t, v).detach().requires_grad_(True)
+            grad, = torch.autograd.grad(verifier.log_likelihood(estimate, wanted).sum(), estimate)
+        grad = grad / (grad.pow(2).mean((1, 2, 3, 4), keepdim=True).sqrt() + 1e-12)  # (B, C, T, H, W)
+        return v - (scale / level) * grad
+    return forward

@@ -184,9 +184,33 @@ class DistillConfig:
             raise ConfigError(f"adversarial_weight must be >= 0, got {self.adversarial_weight}")
 
 
+@dataclass(frozen=True)
+class VerifierTrainConfig:
+    """The latent verifier (models/verifier.py, training/verifier.py) on the latent bank."""
+    stage: str = "verifier"
+    run_dir: str = "runs/verifier"
+    bank: str = "runs/bank"
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup: int = 100
+    weight_decay: float = 0.05
+    ema_decay: float = 0.998
+    # Latent noise up to this many deviations: a generated clip's latents are rougher than an encoded
+    # render's (the decoder was fine-tuned for up to 0.4, training/autoencoder.py).
+    noise_max: float = 0.6
+    seed: int = 0
+    checkpoint_every: int = 250
+    log_every: int = 25
+    # Under bf16 autocast the 3D convolutions' gradients went non-finite within 50 steps (measured,
+    # here and in a tiny config); fp32 costs 1.6x the time.
+    bf16: bool = False
+    model: dict = field(default_factory=dict)  # VerifierConfig overrides
+
+
 STAGES = {"autoencoder": AutoencoderTrainConfig, "transformer": TransformerTrainConfig, "bank": BankConfig,
           "upscaler": EnhanceTrainConfig, "interpolator": EnhanceTrainConfig,
-          "pairs": DistillConfig, "student": DistillConfig}
+          "pairs": DistillConfig, "student": DistillConfig, "verifier": VerifierTrainConfig}
 
 
 def load_config(path: str | Path):
