@@ -99,6 +99,12 @@ def test_every_grammar_caption_names_its_objects_factors():
             assert "speed" in named  # every moving object's caption says how fast
 
 
+def test_the_objects_colour_is_the_one_in_its_own_noun_phrase():
+    assert named_factors("a red ball rolls left across a blue floor") == {"color": "red", "shape": "circle",
+                                                                          "motion": "left"}
+    assert named_factors("a big red ball bounces near a green tree")["color"] == "red"
+
+
 def test_prompts_outside_the_world_name_nothing():
     assert named_factors("a cat sleeps on a sofa") == {}
     assert named_factors("a red ball and a blue square") == {}

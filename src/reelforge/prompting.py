@@ -338,12 +338,24 @@ def named_factors(prompt: str) -> dict[str, str]:
     for colour in PLAIN_BACKGROUNDS:
         while _claim_exact(words, taken, {t.format(c=colour) for t in GRAMMAR["plain"]}, everywhere):
             said.setdefault("background", []).append(colour)
+    shape_at = None
     for slot, factor in (("scene", "background"), ("camera", "camera"), ("motion", "motion"), ("shape", "shape"),
                          ("speed", "speed"), ("size", "size")):
         for value, phrases in GRAMMAR[slot].items():
+            before = list(taken)
             while _claim_exact(words, taken, {p for p in phrases if p}, everywhere):
                 said.setdefault(factor, []).append(value)
-    said["color"] = [w for w, claimed in zip(words, taken) if not claimed and w in COLORS]
-    if any(len(said.get(factor, [])) > 1 for factor in ("shape", "color", "motion")):
+            if factor == "shape" and taken != before:
+                shape_at = next(i for i, (was, now) in enumerate(zip(before, taken)) if now and not was)
+    if len(said.get("shape", [])) > 1 or len(said.get("motion", [])) > 1:
         return {}  # two objects: which colour or motion goes with which shape is not this function's to guess
+    colours = [i for i, w in enumerate(words) if not taken[i] and w in COLORS]
+    if shape_at is not None and len(colours) > 1:
+        # "a red ball rolls left across a blue floor": the colour in the object's own noun phrase
+        # (size words may stand between), the other one names some background the grammar has not.
+        sizes = _slot_words()["size"]
+        adjacent = [i for i in colours if i < shape_at and all(w in sizes for w in words[i + 1:shape_at])]
+        colours = adjacent[-1:]
+    if len({words[i] for i in colours}) == 1:
+        said["color"] = [words[colours[0]]]
     return {factor: values[0] for factor, values in said.items() if len(values) == 1}
