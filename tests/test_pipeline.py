@@ -212,7 +212,8 @@ def test_a_verifier_steers_only_prompts_that_name_its_factors_and_not_the_turbo_
     out = export_model(*parts, tmp_path / "model", config, {"verifier": tmp_path / "verifier.safetensors"})
     pipe = Pipeline.from_pretrained(out, text_encoder=text_encoder)
     assert pipe.verifier is not None and pipe.config.verifier_guidance == 2.0
-    prompt, elsewhere = "a red ball rolls left on a blue background", "a cat sleeps on a sofa"
+    # A prompt that names only what is not steered (size, speed) is not steered either.
+    prompt, elsewhere = "a red ball rolls left on a blue background", "a large cat sleeps quickly"
     steered, cat = (pipe(p, seconds=1, seed=4) for p in (prompt, elsewhere))
     assert steered.settings["verifier_guidance"] == 2.0 and "verifier_guidance" not in cat.settings
     pipe.config = replace(pipe.config, verifier_guidance=0.0)

@@ -413,11 +413,11 @@ class Pipeline:
         model_velocity = sampling_velocity(self.transformer, text_kwargs, guidance, cfg.guidance_interval,
                                            cfg.guidance_outside, self.guide, cfg.autoguidance,
                                            cfg.autoguidance_interval)
-        # What the prompt names of the world's factors, for the verifier to steer towards.
-        wanted = named_factors(revised) if self.verifier is not None and cfg.verifier_guidance else {}
+        # The world's factors the prompt names, for the verifier to steer towards (none: not steered).
+        wanted = ({k: v for k, v in named_factors(revised).items() if k in GUIDED_FACTORS}
+                  if self.verifier is not None and cfg.verifier_guidance else {})
         if wanted:
-            steer = {k: v for k, v in wanted.items() if k in GUIDED_FACTORS}
-            model_velocity = verifier_guided(model_velocity, self.verifier, steer, cfg.verifier_guidance,
+            model_velocity = verifier_guided(model_velocity, self.verifier, wanted, cfg.verifier_guidance,
                                              cfg.verifier_guidance_interval)
 
         def velocity(x, t):
