@@ -35,7 +35,8 @@ BUILTIN_DIR = Path(__file__).parent / "weights" / "builtin"
 TURBO_SUBDIR = "turbo"  # a model directory's distilled few-step student (training/distill.py), if it has one
 MIN_SIDE, MAX_SIDE = 32, 1920
 MIN_FPS, MAX_FPS = 1, 60
-# What verifier guidance steers by: what a prompt is about. Size and speed were not tried (MODEL_CARD.md).
+# What verifier guidance steers by: what a prompt is about. Steering size and speed too cost shape
+# and motion more than it gained speed (MODEL_CARD.md, "A verifier, and guidance by it").
 GUIDED_FACTORS = ("color", "shape", "motion", "background")
 MAX_PROMPT_CHARS = 32_000  # OpenAI's limit; the text encoder reads the first 48 tokens
 
