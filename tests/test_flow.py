@@ -187,3 +187,18 @@ def test_verifier_guidance_moves_the_clean_estimate_along_the_verifiers_unit_gra
     for level in (0.95, 0.2):  # outside the interval: the velocity as it was
         assert torch.equal(steered(latents, torch.full((2,), level)), velocity(latents, None))
     assert torch.equal(verifier_guided(velocity, verifier, {}, 0.3)(latents, t), velocity(latents, t))
+
+
+def test_verifier_guidance_with_a_level_per_frame_pushes_only_the_frames_inside_its_interval():
+    from types import SimpleNamespace
+
+    from reelforge.flow.guidance import verifier_guided
+    direction = torch.randn(1, 3, 2, 4, 4)
+    verifier = SimpleNamespace(log_likelihood=lambda x, wanted: (x * direction).sum((1, 2, 3, 4)))
+    velocity = lambda x, t: 0.5 * x  # noqa: E731
+    latents = torch.randn(1, 3, 2, 4, 4)
+    t = torch.tensor([[0.1, 0.6]])  # frame 0 nearly clean (e.g. the staggered sampler's lead), frame 1 mid-noise
+    out = verifier_guided(velocity, verifier, {"shape": "star"}, scale=0.3, interval=(0.4, 0.9))(latents, t)
+    assert torch.equal(out[:, :, 0], 0.5 * latents[:, :, 0])
+    pushed = direction[:, :, 1] / direction[:, :, 1].pow(2).mean().sqrt()  # unit RMS over the pushed frame
+    assert torch.allclose(out[:, :, 1], 0.5 * latents[:, :, 1] - 0.3 / 0.6 * pushed, atol=1e-5)

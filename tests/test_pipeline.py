@@ -221,7 +221,9 @@ def test_a_verifier_steers_only_prompts_that_name_its_factors_and_not_the_turbo_
     assert np.array_equal(cat.frames, pipe(elsewhere, seconds=1, seed=4).frames)  # nothing to steer by
     export_student(out / "transformer.safetensors", out, "tiny-turbo", 2, "euler", 1.0)
     student = pipe.turbo()
-    assert student.verifier is not None and student.config.verifier_guidance == 0.0  # steering hurt the student
+    # Steering hurt the student; it does not even name the teacher's verifier, so re-exporting the teacher
+    # without one cannot leave it pointing at a removed file.
+    assert student.verifier is None and (student.config.verifier, student.config.verifier_guidance) == ("", 0.0)
     assert "verifier_guidance" not in student(prompt, seconds=1, seed=4).settings
     wide = VerifierConfig(in_channels=8, width=8)  # a verifier of another latent space
     save_weights(LatentVerifier(wide), out / "verifier.safetensors", wide.to_json())

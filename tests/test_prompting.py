@@ -103,6 +103,8 @@ def test_the_objects_colour_is_the_one_in_its_own_noun_phrase():
     assert named_factors("a red ball rolls left across a blue floor") == {"color": "red", "shape": "circle",
                                                                           "motion": "left"}
     assert named_factors("a big red ball bounces near a green tree")["color"] == "red"
+    assert "color" not in named_factors("a ball rolls left across a green field")  # the field is green
+    assert named_factors("two red balls bounce on a blue background") == {}  # several objects
 
 
 def test_prompts_outside_the_world_name_nothing():

@@ -46,3 +46,11 @@ def test_a_noise_conditioned_verifier_reads_the_noise_level_and_takes_none_as_cl
     clean, noisy = verifier(latents, torch.zeros(2)), verifier(latents, torch.full((2,), 0.8))
     assert torch.equal(verifier(latents)["shape"], clean["shape"])
     assert not torch.allclose(clean["shape"], noisy["shape"])
+
+
+def test_a_width_its_group_norms_cannot_split_and_a_value_the_world_lacks_are_named():
+    with pytest.raises(ValueError, match="verifier width must be a multiple of 8"):
+        LatentVerifier(VerifierConfig(width=12))
+    verifier = LatentVerifier(VerifierConfig(in_channels=4, width=8))
+    with pytest.raises(ValueError, match="unknown shape 'hexagon'; allowed: circle, square"):
+        verifier.log_likelihood(torch.randn(1, 4, 2, 8, 8), {"shape": "hexagon"})

@@ -415,7 +415,8 @@ class Pipeline:
                                            cfg.guidance_outside, self.guide, cfg.autoguidance,
                                            cfg.autoguidance_interval)
         # The world's factors the prompt names, for the verifier to steer towards (none: not steered).
-        wanted = ({k: v for k, v in named_factors(revised).items() if k in GUIDED_FACTORS}
+        wanted = ({k: v for k, v in named_factors(revised).items()
+                   if k in GUIDED_FACTORS and k in self.verifier.cfg.factors}
                   if self.verifier is not None and cfg.verifier_guidance else {})
         if wanted:
             model_velocity = verifier_guided(model_velocity, self.verifier, wanted, cfg.verifier_guidance,

@@ -47,6 +47,7 @@ PUNCTUATION = frozenset(",;:.!?")
 # The encoder reads "does not move" as a kind of "moves"; a span that negates is never rewritten.
 NEGATIONS = frozenset({"not", "no", "never", "without", "don't", "doesn't", "isn't", "won't", "cannot"})
 LONGER_SPAN_SLACK = 0.03
+COUNT_WORDS = frozenset("two three four five six seven eight nine ten several many pair couple".split())
 ABSORB_SLACK = 0.15
 
 
@@ -349,13 +350,14 @@ def named_factors(prompt: str) -> dict[str, str]:
                 shape_at = next(i for i, (was, now) in enumerate(zip(before, taken)) if now and not was)
     if len(said.get("shape", [])) > 1 or len(said.get("motion", [])) > 1:
         return {}  # two objects: which colour or motion goes with which shape is not this function's to guess
+    if COUNT_WORDS.intersection(words):
+        return {}  # "two red balls": several objects, though the grammar's one shape word was found
     colours = [i for i, w in enumerate(words) if not taken[i] and w in COLORS]
-    if shape_at is not None and len(colours) > 1:
+    if shape_at is not None:
         # "a red ball rolls left across a blue floor": the colour in the object's own noun phrase
-        # (size words may stand between), the other one names some background the grammar has not.
+        # (size words may stand between); another names something else ("a ball on a green field").
         sizes = _slot_words()["size"]
-        adjacent = [i for i in colours if i < shape_at and all(w in sizes for w in words[i + 1:shape_at])]
-        colours = adjacent[-1:]
+        colours = [i for i in colours if i < shape_at and all(w in sizes for w in words[i + 1:shape_at])][-1:]
     if len({words[i] for i in colours}) == 1:
         said["color"] = [words[colours[0]]]
     return {factor: values[0] for factor, values in said.items() if len(values) == 1}

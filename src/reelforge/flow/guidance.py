@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from .objective import clean_estimate
+from .objective import clean_estimate, expand_t
 
 
 def guided_velocity(model, latents: torch.Tensor, t: torch.Tensor, text: dict[str, torch.Tensor],
@@ -93,12 +93,15 @@ def verifier_guided(velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tenso
     """
     def forward(latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         v = velocity(latents, t)
-        level = float(t.max())
-        if scale == 0 or not wanted or not interval[0] <= level <= interval[1]:
+        levels = expand_t(t, latents)  # (B, 1, T or 1, 1, 1): a level per latent frame with some samplers
+        inside = ((levels >= interval[0]) & (levels <= interval[1])).to(latents.dtype)
+        if scale == 0 or not wanted or not inside.any():
             return v
         with torch.enable_grad():
             estimate = clean_estimate(latents, t, v).detach().requires_grad_(True)
             grad, = torch.autograd.grad(verifier.log_likelihood(estimate, wanted).sum(), estimate)
-        grad = grad / (grad.pow(2).mean((1, 2, 3, 4), keepdim=True).sqrt() + 1e-12)  # (B, C, T, H, W)
-        return v - (scale / level) * grad
+        grad = grad * inside  # frames outside the interval (waiting, done, known) are not pushed
+        cells = inside.expand_as(grad).sum((1, 2, 3, 4), keepdim=True).clamp_min(1)
+        grad = grad / ((grad.pow(2).sum((1, 2, 3, 4), keepdim=True) / cells).sqrt() + 1e-12)  # unit RMS where pushed
+        return v - scale * grad / levels.clamp_min(1e-3)
     return forward

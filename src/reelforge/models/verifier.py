@@ -58,6 +58,8 @@ class LatentVerifier(nn.Module):
         unknown = set(cfg.factors) - set(VOCAB)
         if unknown:
             raise ValueError(f"unknown verifier factors {sorted(unknown)}; allowed: {', '.join(VOCAB)}")
+        if cfg.width < 8 or cfg.width % 8:
+            raise ValueError(f"verifier width must be a multiple of 8 (its group norms have 8 groups), got {cfg.width}")
         self.cfg = cfg
         w = cfg.width
         self.features = nn.Sequential(
@@ -88,6 +90,8 @@ class LatentVerifier(nn.Module):
         logits = self(latents, t)
         total = torch.zeros(latents.shape[0])
         for name, value in wanted.items():
+            if name in logits and value not in VOCAB[name]:
+                raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(VOCAB[name])}")
             if name in logits:
                 total = total + F.log_softmax(logits[name].float(), 1)[:, VOCAB[name].index(value)]
         return total

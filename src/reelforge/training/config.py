@@ -207,6 +207,13 @@ class VerifierTrainConfig:
     bf16: bool = False
     model: dict = field(default_factory=dict)  # VerifierConfig overrides
 
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "warmup"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.noise_max < 0:
+            raise ConfigError(f"noise_max must be >= 0, got {self.noise_max}")
+
 
 STAGES = {"autoencoder": AutoencoderTrainConfig, "transformer": TransformerTrainConfig, "bank": BankConfig,
           "upscaler": EnhanceTrainConfig, "interpolator": EnhanceTrainConfig,

@@ -63,6 +63,6 @@ def export_student(transformer: str | Path, model_dir: str | Path, name: str, st
               "shift": shift, "parts_from": "..",
               "guide": "", "autoguidance": 1.0, "autoguidance_interval": (0.0, 1.0),
               # Steering a 4-step student's two mid-noise steps cost it 24 points of colour (MODEL_CARD.md).
-              "verifier_guidance": 0.0}
+              "verifier": "", "verifier_guidance": 0.0}
     (out / "pipeline.json").write_text(json.dumps(config, indent=2))
     return out
