@@ -183,6 +183,11 @@ def read_config(model_dir: Path) -> PipelineConfig:
         raise CheckpointError(f"{str(pipeline_json)!r} is missing or corrupt: {e}") from None
 
 
+def parts_dir(model_dir: Path, config: PipelineConfig) -> Path:
+    """Where a model directory's autoencoder and the networks beside it live (`config.parts_from`)."""
+    return (model_dir / config.parts_from) if config.parts_from else model_dir
+
+
 def load_module(cls, cfg_cls, weights: Path) -> torch.nn.Module:
     """An eval-mode module of class `cls` from safetensors and the JSON config beside them."""
     config_path = weights.with_suffix(".json")
@@ -256,7 +261,7 @@ class Pipeline:
                                       f"({TURBO_SUBDIR}/); train one with configs/turbo_*.json")
             path = turbo_dir(path)
         config = read_config(path)
-        parts = (path / config.parts_from) if config.parts_from else path
+        parts = parts_dir(path, config)
         transformer = load_module(VideoTransformer, TransformerConfig, path / "transformer.safetensors")
         guide = load_guide(path, config, transformer)
         autoencoder = load_module(VideoAutoencoder, AutoencoderConfig, parts / "autoencoder.safetensors")
@@ -284,9 +289,8 @@ class Pipeline:
             path = turbo_dir(self.model_dir)
             transformer = load_module(VideoTransformer, TransformerConfig, path / "transformer.safetensors")
             config = read_config(path)
-            parts = (path / config.parts_from) if config.parts_from else path
             self._turbo = Pipeline(transformer, self.autoencoder, self.text_encoder, config, self.enhancers,
-                                   verifier=load_verifier(parts, config, self.autoencoder))
+                                   verifier=load_verifier(parts_dir(path, config), config, self.autoencoder))
             self._turbo.model_dir = path
             self._turbo._rewriter = self._rewriter
         return self._turbo

@@ -90,8 +90,9 @@ class LatentVerifier(nn.Module):
         logits = self(latents, t)
         total = torch.zeros(latents.shape[0])
         for name, value in wanted.items():
-            if name in logits and value not in VOCAB[name]:
+            if name not in logits:
+                continue
+            if value not in VOCAB[name]:
                 raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(VOCAB[name])}")
-            if name in logits:
-                total = total + F.log_softmax(logits[name].float(), 1)[:, VOCAB[name].index(value)]
+            total = total + F.log_softmax(logits[name].float(), 1)[:, VOCAB[name].index(value)]
         return total

@@ -53,7 +53,8 @@ class LabelledBank:
         self.train, self.held_out = {}, {}
         for name, (latents, factors, _) in load_bank(bank_dir).items():
             keep = [i for i, f in enumerate(factors) if len(f["objects"]) == 1]
-            labels = {k: torch.tensor([labels_of(factors[i])[k] for i in keep]) for k in VOCAB}
+            per_clip = [labels_of(factors[i]) for i in keep]
+            labels = {k: torch.tensor([clip[k] for clip in per_clip]) for k in VOCAB}
             split = torch.tensor([j % HOLD_OUT_EVERY == 0 for j in range(len(keep))])
             for part, mask in ((self.train, ~split), (self.held_out, split)):
                 part[name] = (latents[keep][mask], {k: v[mask] for k, v in labels.items()})
