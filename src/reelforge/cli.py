@@ -201,9 +201,13 @@ def train(config_path, log_path):
               help="Steer sampling towards what the verifier reads as the prompt's factors (needs --verifier).")
 @click.option("--verifier-guidance-interval", type=(float, float), default=None,
               help="Noise levels LO HI where verifier guidance applies.")
+@click.option("--ranker", default="none", show_default=True,
+              help="A verifier that reads frames (configs/ranker.json) to pick the best of --candidates by.")
+@click.option("--candidates", type=int, default=None,
+              help="Clips drawn per request; the ranker keeps one (needs --ranker).")
 def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, steps, guidance, sampler, clean_context,
            guidance_interval, guidance_outside, guide, autoguidance, autoguidance_interval, verifier,
-           verifier_guidance, verifier_guidance_interval):
+           verifier_guidance, verifier_guidance_interval, ranker, candidates):
     """Assemble a model directory from training runs (fp16 safetensors + configs)."""
     from dataclasses import replace
 
@@ -217,8 +221,10 @@ def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, step
         fail("--verifier and --verifier-guidance W (W > 0) go together: give both or neither")
     if verifier_guidance_interval is not None and verifier == "none":
         fail("--verifier-guidance-interval needs --verifier and --verifier-guidance")
+    if (ranker != "none") != (candidates is not None and candidates > 1):
+        fail("--ranker and --candidates N (N > 1) go together: give both or neither")
     extras = {k: v for k, v in {"upscaler": upscaler, "interpolator": interpolator, "guide": guide,
-                                "verifier": verifier}.items() if v != "none"}
+                                "verifier": verifier, "ranker": ranker}.items() if v != "none"}
     for path in (transformer, autoencoder, *extras.values()):
         if not Path(path).exists() or not Path(path).with_suffix(".json").exists():
             fail(f"checkpoint {path!r} (with its .json config) does not exist")
@@ -228,13 +234,16 @@ def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, step
                                    "guidance_outside": guidance_outside, "autoguidance": autoguidance,
                                    "autoguidance_interval": autoguidance_interval,
                                    "verifier_guidance": verifier_guidance,
-                                   "verifier_guidance_interval": verifier_guidance_interval}.items() if v is not None}
+                                   "verifier_guidance_interval": verifier_guidance_interval,
+                                   "candidates": candidates}.items() if v is not None}
     if clean_context:
         overrides["clean_context"] = True
     if guide != "none":
         overrides["guide"] = "guide.safetensors"
     if verifier != "none":
         overrides["verifier"] = "verifier.safetensors"
+    if ranker != "none":
+        overrides["ranker"] = "ranker.safetensors"
     try:
         cfg = replace(cfg, **overrides)
         out = export_model(transformer, autoencoder, out_dir, cfg, extras)

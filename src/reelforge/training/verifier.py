@@ -6,6 +6,10 @@ The inputs get Gaussian noise of a level drawn up to `noise_max` latent deviatio
 clip's latents are rougher than an encoded render's), mirrored left-right half the time (left and
 right motions swap), and a quarter of them are cut to a shorter run of latent frames, so that the
 verifier also judges the shorter windows the pipeline draws.
+
+A verifier that reads frames (VerifierConfig.reads) is trained on the same clips decoded by the
+shipped autoencoder, once per `decode_passes`, each pass at a new latent noise level per clip: the
+frames a rough generated clip decodes to, not the renderer's clean ones.
 """
 from __future__ import annotations
 
@@ -22,7 +26,8 @@ import torch.nn.functional as F
 
 from ..flow.objective import interpolate
 from ..models.verifier import VOCAB, LatentVerifier, VerifierConfig
-from .bank import load_bank
+from ..models.autoencoder import VideoAutoencoder
+from .bank import load_autoencoder, load_bank
 from .checkpoint import resume, save_training_state
 from .config import VerifierTrainConfig
 from .step import apply_gradients, set_lr
@@ -47,10 +52,14 @@ def _mirror(labels: torch.Tensor) -> torch.Tensor:
 
 
 class LabelledBank:
-    """Single-object bank clips per size bucket, split into training and held-out clips."""
+    """Single-object bank clips per size bucket, split into training and held-out clips. With an
+    `autoencoder`, the training clips are decoded to uint8 frames (B, 3, T, H, W), `passes` times at
+    latent noise drawn up to `noise_max`, and `inputs` decodes held-out clips on demand."""
 
-    def __init__(self, bank_dir: str, log: Callable[[str], None]):
+    def __init__(self, bank_dir: str, log: Callable[[str], None], autoencoder: VideoAutoencoder | None = None,
+                 passes: int = 1, noise_max: float = 0.0, seed: int = 0):
         self.train, self.held_out = {}, {}
+        self.autoencoder = autoencoder
         for name, (latents, factors, _) in load_bank(bank_dir).items():
             keep = [i for i, f in enumerate(factors) if len(f["objects"]) == 1]
             per_clip = [labels_of(factors[i]) for i in keep]
@@ -61,26 +70,70 @@ class LabelledBank:
         self.std = torch.cat([x.float().transpose(0, 1).flatten(1) for x, _ in self.train.values()], 1).std(1)  # (C,)
         log("verifier bank: " + ", ".join(f"{n}: {len(self.train[n][0])} + {len(self.held_out[n][0])} held out"
                                           for n in self.train))
+        if autoencoder is not None:
+            generator = torch.Generator().manual_seed(seed)
+            for name, (latents, labels) in self.train.items():
+                started = time.time()
+                frames = [self._decode(latents, noise_max, generator, random_levels=True) for _ in range(passes)]
+                self.train[name] = (torch.cat(frames), {k: v.repeat(passes) for k, v in labels.items()})
+                log(f"verifier bank: {name} decoded {passes} x {len(latents)} clips in {time.time() - started:.0f} s")
+
+    @torch.no_grad()
+    def _decode(self, latents: torch.Tensor, noise: float, generator: torch.Generator,
+                random_levels: bool = False) -> torch.Tensor:
+        """uint8 frames (N, 3, T, H, W) of latents given `noise` deviations (each clip a level drawn
+        up to it, with `random_levels`)."""
+        out = []
+        for i in range(0, len(latents), 32):
+            x = latents[i:i + 32].float()
+            levels = torch.rand(len(x), generator=generator) * noise if random_levels else torch.full((len(x),), noise)
+            draws = torch.randn(x.shape, generator=generator)
+            x = x + levels.view(-1, 1, 1, 1, 1) * self.std.view(1, -1, 1, 1, 1) * draws
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                video = self.autoencoder.decode(x).float()
+            out.append(((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8))
+        return torch.cat(out)
+
+    @property
+    def reads_frames(self) -> bool:
+        return self.autoencoder is not None
+
+    def inputs(self, latents: torch.Tensor, noise: float, generator: torch.Generator) -> torch.Tensor:
+        """What the verifier reads of stored latents with `noise` deviations: the noised latents, or
+        their decoded frames in [-1, 1]."""
+        if self.reads_frames:
+            return to_unit(self._decode(latents, noise, generator))
+        return latents.float() + noise * self.std.view(1, -1, 1, 1, 1) * torch.randn(latents.shape, generator=generator)
 
     def sample(self, rng: random.Random, batch_size: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         names = list(self.train)
         name = rng.choices(names, [len(self.train[n][0]) for n in names])[0]
         latents, labels = self.train[name]
         idx = torch.tensor([rng.randrange(len(latents)) for _ in range(batch_size)])
-        return latents[idx].float(), {k: v[idx] for k, v in labels.items()}
+        batch = to_unit(latents[idx]) if self.reads_frames else latents[idx].float()
+        return batch, {k: v[idx] for k, v in labels.items()}
 
 
-def augment(rng: random.Random, latents: torch.Tensor, labels: dict[str, torch.Tensor], std: torch.Tensor,
+def to_unit(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 frames -> float in [-1, 1]."""
+    return frames.float() / 127.5 - 1
+
+
+def augment(rng: random.Random, latents: torch.Tensor, labels: dict[str, torch.Tensor], std: torch.Tensor | None,
             noise_max: float, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Noise, a left-right mirror and a shorter run of frames, each drawn once per batch."""
+    """Noise (latents only: `std` None for frames, noised before decoding), a left-right mirror and a
+    shorter run of frames (at least a quarter of them), each drawn once per batch."""
     b, c, t = latents.shape[:3]
-    levels = torch.rand(b, generator=generator) * noise_max
-    latents = latents + levels.view(b, 1, 1, 1, 1) * std.view(1, c, 1, 1, 1) * torch.randn(latents.shape, generator=generator)
+    if std is not None:
+        levels = torch.rand(b, generator=generator) * noise_max
+        noise = torch.randn(latents.shape, generator=generator)
+        latents = latents + levels.view(b, 1, 1, 1, 1) * std.view(1, c, 1, 1, 1) * noise
     if rng.random() < 0.5:
         latents = latents.flip(4)
         labels = {**labels, "motion": _mirror(labels["motion"])}
-    if t > 3 and rng.random() < 0.25:
-        length = rng.randint(3, t - 1)
+    shortest = max(3, t // 4)
+    if t > shortest and rng.random() < 0.25:
+        length = rng.randint(shortest, t - 1)
         start = rng.randint(0, t - length)
         latents = latents[:, :, start:start + length]
     return latents, labels
@@ -107,8 +160,7 @@ def held_out_accuracy(model: LatentVerifier, bank: LabelledBank, noise: float, s
     right, total = {name: 0 for name in model.cfg.factors}, 0
     for latents, labels in bank.held_out.values():
         for i in range(0, len(latents), 64):
-            x = latents[i:i + 64].float()
-            x = x + noise * bank.std.view(1, -1, 1, 1, 1) * torch.randn(x.shape, generator=generator)
+            x = bank.inputs(latents[i:i + 64], noise, generator)
             levels = None
             if t is not None:
                 levels = torch.full((len(x),), t)
@@ -127,7 +179,12 @@ def train_verifier(cfg: VerifierTrainConfig, log: Callable[[str], None] = print)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     log(f"verifier: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
-    bank = LabelledBank(cfg.bank, log)
+    reads_frames = model.cfg.reads == "frames"
+    if reads_frames and model.cfg.noise_conditioned:
+        raise ValueError("a verifier that reads frames judges decoded clips, not noised latents: "
+                         "noise_conditioned must be false")
+    bank = LabelledBank(cfg.bank, log, load_autoencoder(cfg.autoencoder) if reads_frames else None,
+                        cfg.decode_passes, cfg.noise_max, cfg.seed)
     config_json = model.cfg.to_json()
     step = resume(run_dir, model, optimizer, log, ema)
     rng = random.Random(cfg.seed * 100_003 + step)  # a resumed run draws new batches, not the first ones again
@@ -135,7 +192,8 @@ def train_verifier(cfg: VerifierTrainConfig, log: Callable[[str], None] = print)
     started, seen = time.time(), 0
     while step < cfg.steps:
         lr = set_lr(optimizer, cfg.lr, step, cfg.warmup, cfg.steps)
-        latents, labels = augment(rng, *bank.sample(rng, cfg.batch_size), bank.std, cfg.noise_max, generator)
+        latents, labels = augment(rng, *bank.sample(rng, cfg.batch_size), None if reads_frames else bank.std,
+                                  cfg.noise_max, generator)
         t = None
         if model.cfg.noise_conditioned:
             latents, t = noised(latents, generator)
