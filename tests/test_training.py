@@ -305,6 +305,9 @@ def test_a_frame_verifier_learns_from_the_banks_clips_decoded_at_fresh_noise_eac
     assert len(losses) == 30 and sum(losses[-5:]) / 5 < 0.5 * losses[0]
     scores = json.loads((Path(cfg.run_dir) / "held_out.json").read_text())
     assert set(scores) == {"noise 0", "noise 0.4"} and set(scores["noise 0"]) == set(VOCAB)
+    lines.clear()  # another run with the same decoding settings reads the decoded clips kept beside the bank
+    train_verifier(dataclasses.replace(cfg, run_dir=str(tmp_path / "again"), steps=2), lines.append)
+    assert not any("decoded" in line for line in lines) and any("step 2 " in line for line in lines)
     with pytest.raises(ValueError, match="noise_conditioned must be false"):
         train_verifier(dataclasses.replace(cfg, run_dir=str(tmp_path / "bad"),
                                            model={**cfg.model, "noise_conditioned": True}), lines.append)

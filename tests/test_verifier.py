@@ -56,18 +56,7 @@ def test_a_width_its_group_norms_cannot_split_and_a_value_the_world_lacks_are_na
         verifier.log_likelihood(torch.randn(1, 4, 2, 8, 8), {"shape": "hexagon"})
 
 
-def test_folding_frames_puts_each_4x4_block_of_pixels_into_one_cell_and_loses_nothing():
-    from reelforge.models.verifier import fold_frames
-    frames = torch.zeros(1, 3, 2, 8, 12)
-    frames[0, 1, 1, 5, 9] = 1.0  # green, second frame, row 5, column 9: cell (1, 2)
-    folded = fold_frames(frames)
-    assert folded.shape == (1, 48, 2, 2, 3)
-    assert folded.nonzero().tolist() == [[0, 16 + 4 * 1 + 1, 1, 1, 2]]  # channel: green, then row 1, column 1 in the block
-    shuffled = torch.randn(2, 3, 1, 8, 12)
-    assert torch.equal(torch.sort(fold_frames(shuffled).flatten())[0], torch.sort(shuffled.flatten())[0])
-
-
-def test_a_frame_verifier_reads_every_kth_frame_at_any_size_that_folds_and_names_one_that_does_not():
+def test_a_frame_verifier_reads_every_kth_frame_at_any_size_on_the_latent_grid_and_names_one_off_it():
     torch.manual_seed(0)
     verifier = LatentVerifier(VerifierConfig(in_channels=3, width=8, reads="frames", frame_step=4))
     frames = torch.rand(2, 3, 9, 32, 48) * 2 - 1

@@ -14,15 +14,18 @@ frames a rough generated clip decodes to, not the renderer's clean ones.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import random
 import time
+import zlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 
 from ..flow.objective import interpolate
 from ..models.verifier import VOCAB, LatentVerifier, VerifierConfig
@@ -71,12 +74,27 @@ class LabelledBank:
         log("verifier bank: " + ", ".join(f"{n}: {len(self.train[n][0])} + {len(self.held_out[n][0])} held out"
                                           for n in self.train))
         if autoencoder is not None:
-            generator = torch.Generator().manual_seed(seed)
             for name, (latents, labels) in self.train.items():
-                started = time.time()
-                frames = [self._decode(latents, noise_max, generator, random_levels=True) for _ in range(passes)]
-                self.train[name] = (torch.cat(frames), {k: v.repeat(passes) for k, v in labels.items()})
-                log(f"verifier bank: {name} decoded {passes} x {len(latents)} clips in {time.time() - started:.0f} s")
+                frames = self._decoded(Path(bank_dir) / "decoded", name, latents, passes, noise_max, seed, log)
+                self.train[name] = (frames, {k: v.repeat(passes) for k, v in labels.items()})
+
+    def _decoded(self, cache: Path, name: str, latents: torch.Tensor, passes: int, noise_max: float, seed: int,
+                 log: Callable[[str], None]) -> torch.Tensor:
+        """The training clips of one bucket decoded `passes` times, kept beside the bank: decoding
+        costs ten minutes, training on it a few more (a resumed or re-run training reads them)."""
+        weights = b"".join(t.numpy().tobytes() for t in self.autoencoder.state_dict().values())
+        digest = hashlib.sha1(weights).hexdigest()
+        path = cache / f"{name}-{passes}x-noise{noise_max:g}-seed{seed}-{digest[:12]}.safetensors"
+        if path.exists():
+            return load_file(str(path))["frames"]
+        started, generator = time.time(), torch.Generator().manual_seed(zlib.crc32(f"{seed}-{name}".encode()))
+        frames = torch.cat([self._decode(latents, noise_max, generator, random_levels=True) for _ in range(passes)])
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        save_file({"frames": frames.contiguous()}, str(tmp))
+        tmp.replace(path)
+        log(f"verifier bank: {name} decoded {passes} x {len(latents)} clips in {time.time() - started:.0f} s")
+        return frames
 
     @torch.no_grad()
     def _decode(self, latents: torch.Tensor, noise: float, generator: torch.Generator,
