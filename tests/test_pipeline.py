@@ -73,6 +73,8 @@ def test_extend_appends_the_continuation(tiny_pipeline):
     ({"fps": 0}, "fps must be between"),
     ({"steps": 0}, "steps must be between"),
     ({"sampler": "ddim"}, "unknown sampler 'ddim'"),
+    ({"candidates": 0}, "candidates must be a whole number from 1 to 16, got 0"),
+    ({"candidates": 2}, "model 'tiny' has no ranker to pick between candidates; candidates must be 1"),
 ])
 def test_bad_input_is_named(tiny_pipeline, kwargs, message):
     args = {"prompt": "a red ball", **kwargs}
@@ -271,8 +273,10 @@ def test_best_of_n_keeps_the_candidate_the_ranker_scores_highest_and_only_for_pr
     assert np.array_equal(pipe(prompt, seconds=1, seed=4).frames, best.frames)  # reproducible
     cat = pipe("a large cat sleeps quickly", seconds=1, seed=4)  # nothing it can judge: one clip
     assert len(seen) == 2 and "candidates" not in cat.settings
+    assert "candidates" not in pipe(prompt, seconds=1, seed=4, candidates=1).settings and len(seen) == 2
+    assert pipe(prompt, seconds=1, seed=4, candidates=2).settings["candidates"] == 2 and len(seen[2][0]) == 2
     pipe.config = replace(pipe.config, candidates=1)
-    assert "candidates" not in pipe(prompt, seconds=1, seed=4).settings and len(seen) == 2
+    assert "candidates" not in pipe(prompt, seconds=1, seed=4).settings and len(seen) == 3
     latent_cfg = VerifierConfig(in_channels=4, width=8)  # a latent verifier is no ranker
     save_weights(LatentVerifier(latent_cfg), out / "ranker.safetensors", latent_cfg.to_json())
     with pytest.raises(CheckpointError, match="ranker .* must read RGB frames; it reads 4 latent channels"):

@@ -75,8 +75,10 @@ def _load_pipeline(model: str | None, turbo: bool = False):
               "a few steps (4 for the built-in model), no guidance pass, no negative prompt.")
 @click.option("--no-rewrite", is_flag=True, help="Give the model the prompt as written, without mapping words it "
               "never learnt (e.g. 'scarlet', 'orb') onto ones it did.")
+@click.option("--candidates", type=int, default=None, help="Clips drawn per window for the model's ranker to pick "
+              "the one that best shows the prompt [default: the model's, 4 for the built-in; 1: one clip, faster].")
 def generate(prompt, output, seconds, storyboard, fps, size, seed, steps, guidance, negative, sampler, fmt, model,
-             quiet, visible_mark, cache_threshold, turbo, no_rewrite):
+             quiet, visible_mark, cache_threshold, turbo, no_rewrite, candidates):
     """Generate a video from PROMPT (or from a --storyboard)."""
     from tqdm import tqdm
 
@@ -107,11 +109,12 @@ def generate(prompt, output, seconds, storyboard, fps, size, seed, steps, guidan
             if long:
                 video = generate_long(pipe, shots, seconds, fps=fps, size=size_wh, seed=seed, steps=steps,
                                       guidance=guidance, sampler=sampler, negative_prompt=negative,
-                                      cache_threshold=cache_threshold, on_step=on_step, rewrite_prompt=not no_rewrite)
+                                      cache_threshold=cache_threshold, on_step=on_step, rewrite_prompt=not no_rewrite,
+                                      candidates=candidates)
             else:
                 video = pipe(prompt, negative_prompt=negative, seconds=seconds, fps=fps, size=size_wh, seed=seed,
                              steps=steps, guidance=guidance, sampler=sampler, on_step=on_step,
-                             cache_threshold=cache_threshold, rewrite_prompt=not no_rewrite)
+                             cache_threshold=cache_threshold, rewrite_prompt=not no_rewrite, candidates=candidates)
         # Delivered, marked and encoded a chunk at a time: a long 1080p clip is never held whole.
         write_marked(video.chunks(), path, video.fps, fmt, video.settings, video.metadata,
                      video_id=f"cli_{uuid.uuid4().hex[:16]}", identity=identity, visible=visible_mark, in_place=True)

@@ -360,18 +360,20 @@ class Pipeline:
                  steps: int | None = None, guidance: float | None = None, sampler: str | None = None,
                  image: np.ndarray | None = None,
                  on_step: Callable[[int, float, torch.Tensor], bool | None] | None = None,
-                 cache_threshold: float = 0.0, rewrite_prompt: bool = True) -> VideoOutput:
+                 cache_threshold: float = 0.0, rewrite_prompt: bool = True,
+                 candidates: int | None = None) -> VideoOutput:
         """Text to video; with `image` (H, W, 3) uint8, the video starts from that image.
         `cache_threshold` > 0 skips transformer work on steps that change little (flow.cache).
         `rewrite_prompt` maps words the model never learnt onto ones it did (prompting.py); the
-        settings keep both as `prompt` and `revised_prompt`."""
+        settings keep both as `prompt` and `revised_prompt`. `candidates`: clips drawn for the
+        ranker to pick from [default: the model's; 1 for one clip, unranked]."""
         fps = self.config.fps if fps is None else fps
         width, height = self.bucket_for(size)
         prefix = None
         if image is not None:
             prefix = self._frames_to_model(np.asarray(image)[None], self.config.fps, (width, height))
         video, settings = self._generate(prompt, negative_prompt, seconds, fps, size, seed, steps, guidance,
-                                         sampler, prefix, on_step, cache_threshold, rewrite_prompt)
+                                         sampler, prefix, on_step, cache_threshold, rewrite_prompt, candidates)
         return self._deliver(video, self.config.fps, fps, seconds, size, settings)
 
     @torch.no_grad()
@@ -379,7 +381,7 @@ class Pipeline:
                negative_prompt: str | None = None, seed: int | None = None, steps: int | None = None,
                guidance: float | None = None, sampler: str | None = None,
                on_step: Callable[[int, float, torch.Tensor], bool | None] | None = None,
-               cache_threshold: float = 0.0, rewrite_prompt: bool = True) -> VideoOutput:
+               cache_threshold: float = 0.0, rewrite_prompt: bool = True, candidates: int | None = None) -> VideoOutput:
         """Continue `frames` (T, H, W, 3) uint8 at `fps` by `seconds`: the returned video is the
         original followed by the continuation, at the original's size and frame rate.
 
@@ -397,7 +399,7 @@ class Pipeline:
         prefix = self._frames_to_model(tail[:, -keep:].permute(1, 2, 3, 0).numpy(), self.config.fps, bucket)
         video, settings = self._generate(prompt, negative_prompt, seconds + keep / self.config.fps, fps, size,
                                          seed, steps, guidance, sampler, prefix, on_step, cache_threshold,
-                                         rewrite_prompt)
+                                         rewrite_prompt, candidates)
         if fps == self.config.fps and keep <= len(frames):
             # Overlapping windows: the new decode redraws the held frames too; fade the original
             # into that redraw over them, so the join falls inside one decode and shows no jump.
@@ -421,7 +423,7 @@ class Pipeline:
 
     def _generate(self, prompt, negative_prompt, seconds, fps, size, seed, steps, guidance, sampler,
                   prefix: torch.Tensor | None, on_step, cache_threshold: float = 0.0,
-                  rewrite_prompt: bool = True) -> tuple[torch.Tensor, dict]:
+                  rewrite_prompt: bool = True, candidates: int | None = None) -> tuple[torch.Tensor, dict]:
         """Video (3, T, H, W) in [-1, 1] at the model's frame rate and bucket size, and its settings."""
         cfg = self.config
         steps = cfg.steps if steps is None else steps
@@ -431,6 +433,11 @@ class Pipeline:
         self.check_inputs(prompt, seconds, fps, size, guidance, steps, sampler)
         if not (isinstance(cache_threshold, (int, float)) and 0 <= cache_threshold <= 1):
             raise InputError(f"cache threshold must be between 0 (off) and 1, got {cache_threshold}")
+        candidates = cfg.candidates if candidates is None else candidates
+        if not (isinstance(candidates, int) and 1 <= candidates <= MAX_CANDIDATES):
+            raise InputError(f"candidates must be a whole number from 1 to {MAX_CANDIDATES}, got {candidates}")
+        if candidates > 1 and self.ranker is None:
+            raise InputError(f"model {cfg.name!r} has no ranker to pick between candidates; candidates must be 1")
         seed = random.randrange(2**31) if seed is None else int(seed)
         # 2. Encode the prompt; the negative prompt (or nothing) is the unconditional branch.
         def revise(text: str | None) -> str | None:
@@ -441,8 +448,8 @@ class Pipeline:
         # pick by (none, as for a prompt outside the world: neither acts).
         named = named_factors(revised) if self.verifier is not None or self.ranker is not None else {}
         wanted = steered(self.verifier, named) if cfg.verifier_guidance else {}
-        ranked = steered(self.ranker, named) if cfg.candidates > 1 else {}
-        candidates = cfg.candidates if ranked else 1
+        ranked = steered(self.ranker, named) if candidates > 1 else {}
+        candidates = candidates if ranked else 1
         prompts = [revised] if guidance == 1.0 else [revise(negative_prompt) or "", revised]
         text = self.text_encoder(prompts)
         # Rows [unconditional x N, conditional x N]: what the guided pass over N candidates expects.
