@@ -59,9 +59,6 @@ def test_other_formats(run, tiny_model_dir, tmp_path, fmt):
     (["--storyboard", "2s: a red ball", "-o", "{tmp}/a.mp4"], "must start at 0s"),
     (["x", "-o", "/nonexistent/dir/a.mp4"], "does not exist"),
     (["x", "-o", "{tmp}/a.mp4", "--seconds", "abc"], "abc"),
-    (["x", "-o", "{tmp}/a.mp4", "--candidates", "0"], "candidates must be a whole number from 1 to 16"),
-    (["x", "-o", "{tmp}/a.mp4", "--candidates", "3"], "has no ranker to pick between candidates"),
-    (["x", "-o", "{tmp}/a.mp4", "--seconds", "12", "--candidates", "3"], "has no ranker"),
 ])
 def test_bad_input_is_one_line_exit_2_and_no_file(run, tiny_model_dir, tmp_path, args, message):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]

@@ -73,8 +73,6 @@ def test_extend_appends_the_continuation(tiny_pipeline):
     ({"fps": 0}, "fps must be between"),
     ({"steps": 0}, "steps must be between"),
     ({"sampler": "ddim"}, "unknown sampler 'ddim'"),
-    ({"candidates": 0}, "candidates must be a whole number from 1 to 16, got 0"),
-    ({"candidates": 2}, "model 'tiny' has no ranker to pick between candidates; candidates must be 1"),
 ])
 def test_bad_input_is_named(tiny_pipeline, kwargs, message):
     args = {"prompt": "a red ball", **kwargs}
@@ -178,8 +176,6 @@ def test_an_exported_guide_is_loaded_and_steers_only_the_high_noise_steps(tiny_m
     (["--verifier-guidance", "1"], "--verifier and --verifier-guidance W (W > 0) go together"),
     (["--verifier", "v.safetensors"], "--verifier and --verifier-guidance W (W > 0) go together"),
     (["--verifier-guidance-interval", "0.4", "0.9"], "--verifier-guidance-interval needs --verifier"),
-    (["--ranker", "r.safetensors"], "--ranker and --candidates N (N > 1) go together"),
-    (["--candidates", "4"], "--ranker and --candidates N (N > 1) go together"),
 ])
 def test_export_names_the_flags_that_go_together(tmp_path, args, message):
     from click.testing import CliRunner
@@ -235,52 +231,4 @@ def test_a_verifier_steers_only_prompts_that_name_its_factors_and_not_the_turbo_
         Pipeline.from_pretrained(out, text_encoder=text_encoder)
     (out / "pipeline.json").write_text(json.dumps({"verifier_guidance": 1.0}))
     with pytest.raises(CheckpointError, match="verifier guidance needs a verifier checkpoint"):
-        Pipeline.from_pretrained(out, text_encoder=text_encoder)
-
-
-def test_best_of_n_keeps_the_candidate_the_ranker_scores_highest_and_only_for_prompts_it_can_judge(
-        tiny_model_dir, tmp_path, text_encoder):
-    from dataclasses import replace
-
-    from reelforge.models.verifier import LatentVerifier, VerifierConfig
-    from reelforge.training.checkpoint import save_weights
-    from reelforge.training.export import export_model
-    plain = Pipeline.from_pretrained(tiny_model_dir, text_encoder=text_encoder)
-    ranker_cfg = VerifierConfig(in_channels=3, width=8, reads="frames", frame_step=2)
-    save_weights(LatentVerifier(ranker_cfg), tmp_path / "ranker.safetensors", ranker_cfg.to_json())
-    parts = (tiny_model_dir / "transformer.safetensors", tiny_model_dir / "autoencoder.safetensors")
-    config = replace(plain.config, candidates=3, ranker="ranker.safetensors")
-    with pytest.raises(ValueError, match="more than one candidate and a ranker checkpoint go together"):
-        export_model(*parts, tmp_path / "model", config)
-    out = export_model(*parts, tmp_path / "model", config, {"ranker": tmp_path / "ranker.safetensors"})
-    pipe = Pipeline.from_pretrained(out, text_encoder=text_encoder)
-    seen = []
-
-    def brightness(videos, wanted):  # a ranker that likes bright clips, and records what it was shown
-        seen.append((videos.clone(), wanted))
-        return videos.mean((1, 2, 3, 4))
-
-    pipe.ranker.log_likelihood = brightness
-    prompt = "a red ball rolls left on a blue background"
-    best = pipe(prompt, seconds=1, seed=4)
-    videos, wanted = seen[0]
-    assert videos.shape[0] == 3 and wanted == {"color": "red", "shape": "circle", "motion": "left",
-                                                "background": "blue"}
-    chosen = int(videos.mean((1, 2, 3, 4)).argmax())
-    assert best.settings["candidates"] == 3 and best.settings["chosen_candidate"] == chosen
-    expected = ((videos[chosen] + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()
-    assert np.array_equal(best.frames, expected[:len(best.frames)])  # 1 s: 8 of the 9 decoded frames
-    assert np.array_equal(pipe(prompt, seconds=1, seed=4).frames, best.frames)  # reproducible
-    cat = pipe("a large cat sleeps quickly", seconds=1, seed=4)  # nothing it can judge: one clip
-    assert len(seen) == 2 and "candidates" not in cat.settings
-    assert "candidates" not in pipe(prompt, seconds=1, seed=4, candidates=1).settings and len(seen) == 2
-    assert pipe(prompt, seconds=1, seed=4, candidates=2).settings["candidates"] == 2 and len(seen[2][0]) == 2
-    pipe.config = replace(pipe.config, candidates=1)
-    assert "candidates" not in pipe(prompt, seconds=1, seed=4).settings and len(seen) == 3
-    latent_cfg = VerifierConfig(in_channels=4, width=8)  # a latent verifier is no ranker
-    save_weights(LatentVerifier(latent_cfg), out / "ranker.safetensors", latent_cfg.to_json())
-    with pytest.raises(CheckpointError, match="ranker .* must read RGB frames; it reads 4 latent channels"):
-        Pipeline.from_pretrained(out, text_encoder=text_encoder)
-    (out / "pipeline.json").write_text(json.dumps({"candidates": 2}))
-    with pytest.raises(CheckpointError, match="more than one candidate needs a ranker"):
         Pipeline.from_pretrained(out, text_encoder=text_encoder)

@@ -54,20 +54,3 @@ def test_a_width_its_group_norms_cannot_split_and_a_value_the_world_lacks_are_na
     verifier = LatentVerifier(VerifierConfig(in_channels=4, width=8))
     with pytest.raises(ValueError, match="unknown shape 'hexagon'; allowed: circle, square"):
         verifier.log_likelihood(torch.randn(1, 4, 2, 8, 8), {"shape": "hexagon"})
-
-
-def test_a_frame_verifier_reads_every_kth_frame_at_any_size_on_the_latent_grid_and_names_one_off_it():
-    torch.manual_seed(0)
-    verifier = LatentVerifier(VerifierConfig(in_channels=3, width=8, reads="frames", frame_step=4))
-    frames = torch.rand(2, 3, 9, 32, 48) * 2 - 1
-    logits = verifier(frames)
-    assert logits["shape"].shape == (2, len(VOCAB["shape"]))
-    changed = frames.clone()
-    changed[:, :, 1:4] = 0  # frames between the ones it reads
-    assert torch.equal(verifier(changed)["motion"], logits["motion"])
-    changed[:, :, 4] = 0
-    assert not torch.equal(verifier(changed)["motion"], logits["motion"])
-    with pytest.raises(ValueError, match="multiples of 4, got 30x32"):
-        verifier(torch.zeros(1, 3, 9, 32, 30))
-    with pytest.raises(ValueError, match="verifier reads must be one of latents, frames, got 'pixels'"):
-        LatentVerifier(VerifierConfig(reads="pixels"))

@@ -75,10 +75,8 @@ def _load_pipeline(model: str | None, turbo: bool = False):
               "a few steps (4 for the built-in model), no guidance pass, no negative prompt.")
 @click.option("--no-rewrite", is_flag=True, help="Give the model the prompt as written, without mapping words it "
               "never learnt (e.g. 'scarlet', 'orb') onto ones it did.")
-@click.option("--candidates", type=int, default=None, help="Clips drawn per window for the model's ranker to pick "
-              "the one that best shows the prompt [default: the model's, 4 for the built-in; 1: one clip, faster].")
 def generate(prompt, output, seconds, storyboard, fps, size, seed, steps, guidance, negative, sampler, fmt, model,
-             quiet, visible_mark, cache_threshold, turbo, no_rewrite, candidates):
+             quiet, visible_mark, cache_threshold, turbo, no_rewrite):
     """Generate a video from PROMPT (or from a --storyboard)."""
     from tqdm import tqdm
 
@@ -109,12 +107,11 @@ def generate(prompt, output, seconds, storyboard, fps, size, seed, steps, guidan
             if long:
                 video = generate_long(pipe, shots, seconds, fps=fps, size=size_wh, seed=seed, steps=steps,
                                       guidance=guidance, sampler=sampler, negative_prompt=negative,
-                                      cache_threshold=cache_threshold, on_step=on_step, rewrite_prompt=not no_rewrite,
-                                      candidates=candidates)
+                                      cache_threshold=cache_threshold, on_step=on_step, rewrite_prompt=not no_rewrite)
             else:
                 video = pipe(prompt, negative_prompt=negative, seconds=seconds, fps=fps, size=size_wh, seed=seed,
                              steps=steps, guidance=guidance, sampler=sampler, on_step=on_step,
-                             cache_threshold=cache_threshold, rewrite_prompt=not no_rewrite, candidates=candidates)
+                             cache_threshold=cache_threshold, rewrite_prompt=not no_rewrite)
         # Delivered, marked and encoded a chunk at a time: a long 1080p clip is never held whole.
         write_marked(video.chunks(), path, video.fps, fmt, video.settings, video.metadata,
                      video_id=f"cli_{uuid.uuid4().hex[:16]}", identity=identity, visible=visible_mark, in_place=True)
@@ -204,13 +201,9 @@ def train(config_path, log_path):
               help="Steer sampling towards what the verifier reads as the prompt's factors (needs --verifier).")
 @click.option("--verifier-guidance-interval", type=(float, float), default=None,
               help="Noise levels LO HI where verifier guidance applies.")
-@click.option("--ranker", default="none", show_default=True,
-              help="A verifier that reads frames (configs/ranker.json) to pick the best of --candidates by.")
-@click.option("--candidates", type=int, default=None,
-              help="Clips drawn per request; the ranker keeps one (needs --ranker).")
 def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, steps, guidance, sampler, clean_context,
            guidance_interval, guidance_outside, guide, autoguidance, autoguidance_interval, verifier,
-           verifier_guidance, verifier_guidance_interval, ranker, candidates):
+           verifier_guidance, verifier_guidance_interval):
     """Assemble a model directory from training runs (fp16 safetensors + configs)."""
     from dataclasses import replace
 
@@ -224,10 +217,8 @@ def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, step
         fail("--verifier and --verifier-guidance W (W > 0) go together: give both or neither")
     if verifier_guidance_interval is not None and verifier == "none":
         fail("--verifier-guidance-interval needs --verifier and --verifier-guidance")
-    if (ranker != "none") != (candidates is not None and candidates > 1):
-        fail("--ranker and --candidates N (N > 1) go together: give both or neither")
     extras = {k: v for k, v in {"upscaler": upscaler, "interpolator": interpolator, "guide": guide,
-                                "verifier": verifier, "ranker": ranker}.items() if v != "none"}
+                                "verifier": verifier}.items() if v != "none"}
     for path in (transformer, autoencoder, *extras.values()):
         if not Path(path).exists() or not Path(path).with_suffix(".json").exists():
             fail(f"checkpoint {path!r} (with its .json config) does not exist")
@@ -237,16 +228,13 @@ def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, step
                                    "guidance_outside": guidance_outside, "autoguidance": autoguidance,
                                    "autoguidance_interval": autoguidance_interval,
                                    "verifier_guidance": verifier_guidance,
-                                   "verifier_guidance_interval": verifier_guidance_interval,
-                                   "candidates": candidates}.items() if v is not None}
+                                   "verifier_guidance_interval": verifier_guidance_interval}.items() if v is not None}
     if clean_context:
         overrides["clean_context"] = True
     if guide != "none":
         overrides["guide"] = "guide.safetensors"
     if verifier != "none":
         overrides["verifier"] = "verifier.safetensors"
-    if ranker != "none":
-        overrides["ranker"] = "ranker.safetensors"
     try:
         cfg = replace(cfg, **overrides)
         out = export_model(transformer, autoencoder, out_dir, cfg, extras)

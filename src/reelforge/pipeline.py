@@ -38,7 +38,6 @@ MIN_FPS, MAX_FPS = 1, 60
 # What verifier guidance steers by: what a prompt is about. Steering size and speed too cost shape
 # and motion more than it gained speed (MODEL_CARD.md, "A verifier, and guidance by it").
 GUIDED_FACTORS = ("color", "shape", "motion", "background")
-MAX_CANDIDATES = 16
 MAX_PROMPT_CHARS = 32_000  # OpenAI's limit; the text encoder reads the first 48 tokens
 
 
@@ -80,11 +79,6 @@ class PipelineConfig:
     verifier: str = ""
     verifier_guidance: float = 0.0
     verifier_guidance_interval: tuple[float, float] = (0.4, 0.9)
-    # Best of N: draw `candidates` clips from as many noises in one batch, decode them all and keep
-    # the one that `ranker` (a verifier that reads decoded frames, beside the autoencoder) finds most
-    # likely to show the factors the prompt names. 1: one clip, no ranking.
-    ranker: str = ""
-    candidates: int = 1
     # A directory, relative to this one, holding the autoencoder and delivery networks this model
     # shares with another (a distilled student shares its teacher's: ".."); "" means this one.
     parts_from: str = ""
@@ -102,10 +96,6 @@ class PipelineConfig:
             raise ValueError(f"verifier_guidance must be between 0 (off) and 10, got {self.verifier_guidance}")
         if self.verifier_guidance and not self.verifier:
             raise ValueError("verifier guidance needs a verifier checkpoint ('verifier': e.g. \"verifier.safetensors\")")
-        if not 1 <= self.candidates <= MAX_CANDIDATES:
-            raise ValueError(f"candidates must be between 1 and {MAX_CANDIDATES}, got {self.candidates}")
-        if self.candidates > 1 and not self.ranker:
-            raise ValueError("more than one candidate needs a ranker ('ranker': e.g. \"ranker.safetensors\")")
         if not 1 <= self.guidance_outside <= self.guidance:
             raise ValueError(f"guidance_outside must be between 1 and guidance ({self.guidance}), "
                              f"got {self.guidance_outside}")
@@ -231,41 +221,19 @@ def load_verifier(parts_dir: Path, config: PipelineConfig, autoencoder: VideoAut
     if not config.verifier:
         return None
     verifier = load_module(LatentVerifier, VerifierConfig, parts_dir / config.verifier)
-    if verifier.cfg.reads != "latents":
-        raise CheckpointError(f"verifier {str(parts_dir / config.verifier)!r} reads frames; steering needs one that "
-                              f"reads latents")
     if verifier.cfg.in_channels != autoencoder.cfg.latent_channels:
         raise CheckpointError(f"verifier {str(parts_dir / config.verifier)!r} reads {verifier.cfg.in_channels} latent "
                               f"channels; the autoencoder makes {autoencoder.cfg.latent_channels}")
     return verifier
 
 
-def load_ranker(parts_dir: Path, config: PipelineConfig) -> LatentVerifier | None:
-    """The verifier that picks the best of several candidates (`config.ranker`), checked to read RGB
-    frames; None when the model has none."""
-    if not config.ranker:
-        return None
-    ranker = load_module(LatentVerifier, VerifierConfig, parts_dir / config.ranker)
-    if ranker.cfg.reads != "frames" or ranker.cfg.in_channels != 3:
-        raise CheckpointError(f"ranker {str(parts_dir / config.ranker)!r} must read RGB frames; it reads "
-                              f"{ranker.cfg.in_channels} {ranker.cfg.reads.rstrip('s')} channels")
-    return ranker
-
-
-def steered(model: LatentVerifier | None, named: dict[str, str]) -> dict[str, str]:
-    """The factors of `named` (prompting.named_factors) that a verifier or ranker steers by."""
-    return {k: v for k, v in named.items() if k in GUIDED_FACTORS and k in model.cfg.factors} if model else {}
-
-
 class Pipeline:
     def __init__(self, transformer: VideoTransformer, autoencoder: VideoAutoencoder, text_encoder: TextEncoder,
                  config: PipelineConfig = PipelineConfig(), enhancers: Enhancers | None = None,
-                 guide: VideoTransformer | None = None, verifier: LatentVerifier | None = None,
-                 ranker: LatentVerifier | None = None):
+                 guide: VideoTransformer | None = None, verifier: LatentVerifier | None = None):
         self.transformer, self.text_encoder, self.config = transformer, text_encoder, config
         self.guide = guide  # the autoguidance checkpoint (PipelineConfig.guide), if the model has one
         self.verifier = verifier  # steers sampling (PipelineConfig.verifier), if the model has one
-        self.ranker = ranker  # picks the best of `config.candidates` (PipelineConfig.ranker), if any
         self.autoencoder = channels_last(autoencoder) if autoencoder is not None else None
         self.enhancers = enhancers or Enhancers()
         self.model_dir: Path | None = None  # set by from_pretrained; where a turbo student is looked for
@@ -304,7 +272,7 @@ class Pipeline:
             interpolator=load_module(FrameInterpolator, InterpolatorConfig, parts / "interpolator.safetensors")
             if (parts / "interpolator.safetensors").exists() else None)
         pipe = cls(transformer, autoencoder, text_encoder or TextEncoder(), config, enhancers, guide,
-                   load_verifier(parts, config, autoencoder), load_ranker(parts, config))
+                   load_verifier(parts, config, autoencoder))
         pipe.model_dir = path
         return pipe
 
@@ -321,10 +289,8 @@ class Pipeline:
             path = turbo_dir(self.model_dir)
             transformer = load_module(VideoTransformer, TransformerConfig, path / "transformer.safetensors")
             config = read_config(path)
-            parts = parts_dir(path, config)
             self._turbo = Pipeline(transformer, self.autoencoder, self.text_encoder, config, self.enhancers,
-                                   verifier=load_verifier(parts, config, self.autoencoder),
-                                   ranker=load_ranker(parts, config))
+                                   verifier=load_verifier(parts_dir(path, config), config, self.autoencoder))
             self._turbo.model_dir = path
             self._turbo._rewriter = self._rewriter
         return self._turbo
@@ -360,20 +326,18 @@ class Pipeline:
                  steps: int | None = None, guidance: float | None = None, sampler: str | None = None,
                  image: np.ndarray | None = None,
                  on_step: Callable[[int, float, torch.Tensor], bool | None] | None = None,
-                 cache_threshold: float = 0.0, rewrite_prompt: bool = True,
-                 candidates: int | None = None) -> VideoOutput:
+                 cache_threshold: float = 0.0, rewrite_prompt: bool = True) -> VideoOutput:
         """Text to video; with `image` (H, W, 3) uint8, the video starts from that image.
         `cache_threshold` > 0 skips transformer work on steps that change little (flow.cache).
         `rewrite_prompt` maps words the model never learnt onto ones it did (prompting.py); the
-        settings keep both as `prompt` and `revised_prompt`. `candidates`: clips drawn for the
-        ranker to pick from [default: the model's; 1 for one clip, unranked]."""
+        settings keep both as `prompt` and `revised_prompt`."""
         fps = self.config.fps if fps is None else fps
         width, height = self.bucket_for(size)
         prefix = None
         if image is not None:
             prefix = self._frames_to_model(np.asarray(image)[None], self.config.fps, (width, height))
         video, settings = self._generate(prompt, negative_prompt, seconds, fps, size, seed, steps, guidance,
-                                         sampler, prefix, on_step, cache_threshold, rewrite_prompt, candidates)
+                                         sampler, prefix, on_step, cache_threshold, rewrite_prompt)
         return self._deliver(video, self.config.fps, fps, seconds, size, settings)
 
     @torch.no_grad()
@@ -381,7 +345,7 @@ class Pipeline:
                negative_prompt: str | None = None, seed: int | None = None, steps: int | None = None,
                guidance: float | None = None, sampler: str | None = None,
                on_step: Callable[[int, float, torch.Tensor], bool | None] | None = None,
-               cache_threshold: float = 0.0, rewrite_prompt: bool = True, candidates: int | None = None) -> VideoOutput:
+               cache_threshold: float = 0.0, rewrite_prompt: bool = True) -> VideoOutput:
         """Continue `frames` (T, H, W, 3) uint8 at `fps` by `seconds`: the returned video is the
         original followed by the continuation, at the original's size and frame rate.
 
@@ -399,7 +363,7 @@ class Pipeline:
         prefix = self._frames_to_model(tail[:, -keep:].permute(1, 2, 3, 0).numpy(), self.config.fps, bucket)
         video, settings = self._generate(prompt, negative_prompt, seconds + keep / self.config.fps, fps, size,
                                          seed, steps, guidance, sampler, prefix, on_step, cache_threshold,
-                                         rewrite_prompt, candidates)
+                                         rewrite_prompt)
         if fps == self.config.fps and keep <= len(frames):
             # Overlapping windows: the new decode redraws the held frames too; fade the original
             # into that redraw over them, so the join falls inside one decode and shows no jump.
@@ -423,7 +387,7 @@ class Pipeline:
 
     def _generate(self, prompt, negative_prompt, seconds, fps, size, seed, steps, guidance, sampler,
                   prefix: torch.Tensor | None, on_step, cache_threshold: float = 0.0,
-                  rewrite_prompt: bool = True, candidates: int | None = None) -> tuple[torch.Tensor, dict]:
+                  rewrite_prompt: bool = True) -> tuple[torch.Tensor, dict]:
         """Video (3, T, H, W) in [-1, 1] at the model's frame rate and bucket size, and its settings."""
         cfg = self.config
         steps = cfg.steps if steps is None else steps
@@ -433,40 +397,31 @@ class Pipeline:
         self.check_inputs(prompt, seconds, fps, size, guidance, steps, sampler)
         if not (isinstance(cache_threshold, (int, float)) and 0 <= cache_threshold <= 1):
             raise InputError(f"cache threshold must be between 0 (off) and 1, got {cache_threshold}")
-        candidates = cfg.candidates if candidates is None else candidates
-        if not (isinstance(candidates, int) and 1 <= candidates <= MAX_CANDIDATES):
-            raise InputError(f"candidates must be a whole number from 1 to {MAX_CANDIDATES}, got {candidates}")
-        if candidates > 1 and self.ranker is None:
-            raise InputError(f"model {cfg.name!r} has no ranker to pick between candidates; candidates must be 1")
         seed = random.randrange(2**31) if seed is None else int(seed)
         # 2. Encode the prompt; the negative prompt (or nothing) is the unconditional branch.
         def revise(text: str | None) -> str | None:
             return self.rewriter(text).revised if rewrite_prompt and text else text
 
         revised = revise(prompt)
-        # The world's factors the prompt names, for the verifier to steer towards and the ranker to
-        # pick by (none, as for a prompt outside the world: neither acts).
-        named = named_factors(revised) if self.verifier is not None or self.ranker is not None else {}
-        wanted = steered(self.verifier, named) if cfg.verifier_guidance else {}
-        ranked = steered(self.ranker, named) if candidates > 1 else {}
-        candidates = candidates if ranked else 1
         prompts = [revised] if guidance == 1.0 else [revise(negative_prompt) or "", revised]
         text = self.text_encoder(prompts)
-        # Rows [unconditional x N, conditional x N]: what the guided pass over N candidates expects.
         text_kwargs = {"text_tokens": text.tokens, "text_mask": text.mask, "text_pooled": text.pooled}
-        text_kwargs = {name: rows.repeat_interleave(candidates, 0) for name, rows in text_kwargs.items()}
         # 3. Prepare latents: enough model frames to cover the clip at the model's frame rate.
         width, height = self.bucket_for(size)
         num_frames = max(1, math.ceil(seconds * cfg.fps))
         latent_frames = 1 + math.ceil((num_frames - 1) / self.autoencoder.cfg.time_down)  # causal: 1 + 4k frames
         generator = torch.Generator().manual_seed(seed)
-        shape = (candidates, self.autoencoder.cfg.latent_channels, latent_frames, height // 4, width // 4)
-        latents = torch.randn(shape, generator=generator)  # (N, C, t, h, w); the first is the one-candidate draw
+        shape = (1, self.autoencoder.cfg.latent_channels, latent_frames, height // 4, width // 4)
+        latents = torch.randn(shape, generator=generator)  # (1, C, t, h, w)
         # 4. Denoise; known frames (a start image, the end of a video to extend) ride their exact path.
         scheduler = make_scheduler(sampler, steps, cfg.shift, frames=latent_frames)
         model_velocity = sampling_velocity(self.transformer, text_kwargs, guidance, cfg.guidance_interval,
                                            cfg.guidance_outside, self.guide, cfg.autoguidance,
                                            cfg.autoguidance_interval)
+        # The world's factors the prompt names, for the verifier to steer towards (none: not steered).
+        wanted = ({k: v for k, v in named_factors(revised).items()
+                   if k in GUIDED_FACTORS and k in self.verifier.cfg.factors}
+                  if self.verifier is not None and cfg.verifier_guidance else {})
         if wanted:
             model_velocity = verifier_guided(model_velocity, self.verifier, wanted, cfg.verifier_guidance,
                                              cfg.verifier_guidance_interval)
@@ -491,17 +446,14 @@ class Pipeline:
             latents = denoise(velocity, latents, scheduler, on_step)
         if prefix is not None:
             latents[:, :, :prefix.shape[2]] = prefix
-        # 5. Decode, and keep the candidate the ranker reads as most likely to show what was asked.
+        # 5. Decode.
         with fast_autocast():  # models/precision.py: 3x faster decoding where the CPU has bf16
-            videos = self.autoencoder.decode(latents).float().clamp(-1, 1)  # (N, 3, T', H, W)
-        chosen = int(self.ranker.log_likelihood(videos, ranked).argmax()) if candidates > 1 else 0
-        video = videos[chosen]
+            video = self.autoencoder.decode(latents)[0].float()  # (3, T', H, W)
         settings = {"prompt": prompt, "negative_prompt": negative_prompt or "", "seed": seed, "steps": steps,
                     **({"revised_prompt": revised} if revised != prompt else {}),
                     **({"cache_threshold": cache_threshold} if cache_threshold else {}),
                     **({"autoguidance": cfg.autoguidance} if self.guide is not None and cfg.autoguidance != 1 else {}),
                     **({"verifier_guidance": cfg.verifier_guidance} if wanted else {}),
-                    **({"candidates": candidates, "chosen_candidate": chosen} if candidates > 1 else {}),
                     "guidance": guidance, "sampler": sampler, "seconds": seconds, "fps": fps, "model": cfg.name}
         return video, settings
 

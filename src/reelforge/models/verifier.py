@@ -23,8 +23,6 @@ import torch.nn.functional as F
 from ..world.factors import BACKGROUNDS, COLORS, MOTIONS, SHAPES, SIZES, SPEEDS
 from .config import JsonConfig
 
-READS = ("latents", "frames")
-GRID = 4  # pixels per grid cell along each side when reading frames (the autoencoder's spatial factor)
 VOCAB: dict[str, tuple[str, ...]] = {"color": tuple(COLORS), "shape": SHAPES, "motion": MOTIONS, "size": SIZES,
                                      "speed": SPEEDS, "background": BACKGROUNDS}
 
@@ -37,14 +35,6 @@ class VerifierConfig(JsonConfig):
     # Trained on noised latents x_t = (1 - t) x0 + t noise, with t as one more input channel: a
     # noise-aware classifier whose gradient can guide sampling (Dhariwal & Nichol 2021).
     noise_conditioned: bool = False
-    # "latents": the autoencoder's latents; "frames": decoded RGB frames in [-1, 1] (in_channels 3),
-    # every `frame_step`-th one, brought to the latent grid by three per-frame convolutions (two of
-    # stride 2), so the 3D convolutions after them cost what they cost on latents. Frames show an
-    # object's outline exactly; the 4x-compressed latents hold it in a code the latent verifier read
-    # at 64% for shape. (Folding each 4x4 pixel block into channels instead read shape at 33%: the
-    # same outline lands in other channels at every shift, which the per-frame stem does not do.)
-    reads: str = "latents"
-    frame_step: int = 2
 
 
 def _block(cin: int, cout: int, stride=1) -> nn.Sequential:
@@ -62,32 +52,18 @@ def cell_positions(latents: torch.Tensor) -> torch.Tensor:
     return grid.flip(0)[None]  # (1, 3, t, h, w) as (x, y, t)
 
 
-def _frame_stem(cin: int, cout: int) -> nn.Sequential:
-    """Per-frame 2D convolutions from pixels to the latent grid (1/4 of each side)."""
-    def conv(a, b, stride):
-        return nn.Conv3d(a, b, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1))
-    return nn.Sequential(conv(cin, 16, 1), nn.SiLU(), conv(16, 32, 2), nn.GroupNorm(8, 32), nn.SiLU(),
-                         conv(32, cout, 2), nn.GroupNorm(8, cout), nn.SiLU())
-
-
 class LatentVerifier(nn.Module):
     def __init__(self, cfg: VerifierConfig):
         super().__init__()
         unknown = set(cfg.factors) - set(VOCAB)
         if unknown:
             raise ValueError(f"unknown verifier factors {sorted(unknown)}; allowed: {', '.join(VOCAB)}")
-        if cfg.reads not in READS:
-            raise ValueError(f"verifier reads must be one of {', '.join(READS)}, got {cfg.reads!r}")
-        if cfg.frame_step < 1:
-            raise ValueError(f"verifier frame_step must be >= 1, got {cfg.frame_step}")
         if cfg.width < 8 or cfg.width % 8:
             raise ValueError(f"verifier width must be a multiple of 8 (its group norms have 8 groups), got {cfg.width}")
         self.cfg = cfg
         w = cfg.width
-        self.stem = _frame_stem(cfg.in_channels, w) if cfg.reads == "frames" else None
-        channels = w if self.stem is not None else cfg.in_channels
         self.features = nn.Sequential(
-            _block(channels + 3 + cfg.noise_conditioned, w),
+            _block(cfg.in_channels + 3 + cfg.noise_conditioned, w),
             _block(w, 2 * w, stride=(1, 2, 2)),
             _block(2 * w, 2 * w),
             _block(2 * w, 4 * w, stride=2),
@@ -97,13 +73,7 @@ class LatentVerifier(nn.Module):
 
     def forward(self, latents: torch.Tensor, t: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Logits per factor, {name: (B, values)}, for latents (B, C, t, h, w) at noise levels t (B,)
-        (a noise-conditioned verifier; others judge clean latents and take no t); a verifier that
-        reads frames takes frames (B, 3, T, H, W) in [-1, 1] here, H and W multiples of 4."""
-        if self.stem is not None:
-            if latents.shape[3] % GRID or latents.shape[4] % GRID:
-                raise ValueError(f"a frame verifier needs sides that are multiples of {GRID}, "
-                                 f"got {latents.shape[4]}x{latents.shape[3]}")
-            latents = self.stem(latents[:, :, ::self.cfg.frame_step])
+        (a noise-conditioned verifier; others judge clean latents and take no t)."""
         b, _, frames, h, w = latents.shape
         inputs = [latents, cell_positions(latents).expand(b, -1, -1, -1, -1)]
         if self.cfg.noise_conditioned:

@@ -90,8 +90,7 @@ def load_bank(run_dir: str | Path) -> dict[str, tuple[torch.Tensor, list[dict], 
     """Per size bucket ("WxH"): all latents (N, C, t, h, w) as fp16, the factors and the start time of
     each clip (0.0 where a chunk predates recorded starts)."""
     buckets = {}
-    # Size buckets are the folders holding chunks (others, such as decoded frames, live beside them).
-    for bucket in sorted(p for p in Path(run_dir).iterdir() if p.is_dir() and any(p.glob("chunk_*.safetensors"))):
+    for bucket in sorted(p for p in Path(run_dir).iterdir() if p.is_dir()):
         buckets[bucket.name] = _load_bucket(bucket)
     if not buckets:
         raise FileNotFoundError(f"no latent bank in {run_dir}")

@@ -202,10 +202,6 @@ class VerifierTrainConfig:
     # Latent noise up to this many deviations: a generated clip's latents are rougher than an encoded
     # render's (the decoder was fine-tuned for up to 0.4, training/autoencoder.py).
     noise_max: float = 0.6
-    # A verifier that reads frames (model "reads": "frames") is trained on the bank's clips decoded by
-    # this autoencoder, `decode_passes` times at fresh noise (training/verifier.py).
-    autoencoder: str = "src/reelforge/weights/builtin/autoencoder.safetensors"
-    decode_passes: int = 2
     seed: int = 0
     checkpoint_every: int = 250
     log_every: int = 25
@@ -215,7 +211,7 @@ class VerifierTrainConfig:
     model: dict = field(default_factory=dict)  # VerifierConfig overrides
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "warmup", "decode_passes"):
+        for name in ("steps", "batch_size", "warmup"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.noise_max < 0:

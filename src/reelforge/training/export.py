@@ -25,9 +25,8 @@ def export_model(transformer: str | Path, autoencoder: str | Path, out_dir: str 
                  extras: dict[str, str | Path] | None = None) -> Path:
     """`extras` names optional networks by file stem, e.g. {"upscaler": path}; stems not given are
     removed from out_dir, so the directory describes exactly what was exported. An extra "guide"
-    is the autoguidance checkpoint, an extra "verifier" the one that steers sampling, an extra
-    "ranker" the one that picks the best of several candidates; `pipeline_config.guide` / `.verifier`
-    / `.ranker` are then set to their files."""
+    is the autoguidance checkpoint, an extra "verifier" the one that steers sampling;
+    `pipeline_config.guide` / `.verifier` are then set to their files."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     extras = extras or {}
@@ -35,19 +34,16 @@ def export_model(transformer: str | Path, autoencoder: str | Path, out_dir: str 
         raise ValueError("autoguidance and a guide checkpoint go together: give both or neither")
     if pipeline_config.verifier_guidance and "verifier" not in extras:
         raise ValueError("verifier guidance needs a verifier checkpoint")
-    if (pipeline_config.candidates > 1) != ("ranker" in extras):
-        raise ValueError("more than one candidate and a ranker checkpoint go together: give both or neither")
     half_copy(Path(transformer), out / "transformer.safetensors")
     half_copy(Path(autoencoder), out / "autoencoder.safetensors")
-    for stem in ("upscaler", "interpolator", "guide", "verifier", "ranker"):
+    for stem in ("upscaler", "interpolator", "guide", "verifier"):
         if stem in extras:
             half_copy(Path(extras[stem]), out / f"{stem}.safetensors")
         else:
             for suffix in (".safetensors", ".json"):
                 (out / f"{stem}{suffix}").unlink(missing_ok=True)
     config = {**asdict(pipeline_config), "guide": "guide.safetensors" if "guide" in extras else "",
-              "verifier": "verifier.safetensors" if "verifier" in extras else "",
-              "ranker": "ranker.safetensors" if "ranker" in extras else ""}
+              "verifier": "verifier.safetensors" if "verifier" in extras else ""}
     (out / "pipeline.json").write_text(json.dumps(config, indent=2))
     return out
 

@@ -6,31 +6,23 @@ The inputs get Gaussian noise of a level drawn up to `noise_max` latent deviatio
 clip's latents are rougher than an encoded render's), mirrored left-right half the time (left and
 right motions swap), and a quarter of them are cut to a shorter run of latent frames, so that the
 verifier also judges the shorter windows the pipeline draws.
-
-A verifier that reads frames (VerifierConfig.reads) is trained on the same clips decoded by the
-shipped autoencoder, once per `decode_passes`, each pass at a new latent noise level per clip: the
-frames a rough generated clip decodes to, not the renderer's clean ones.
 """
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import random
 import time
-import zlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 
 from ..flow.objective import interpolate
 from ..models.verifier import VOCAB, LatentVerifier, VerifierConfig
-from ..models.autoencoder import VideoAutoencoder
-from .bank import load_autoencoder, load_bank
+from .bank import load_bank
 from .checkpoint import resume, save_training_state
 from .config import VerifierTrainConfig
 from .step import apply_gradients, set_lr
@@ -55,14 +47,10 @@ def _mirror(labels: torch.Tensor) -> torch.Tensor:
 
 
 class LabelledBank:
-    """Single-object bank clips per size bucket, split into training and held-out clips. With an
-    `autoencoder`, the training clips are decoded to uint8 frames (B, 3, T, H, W), `passes` times at
-    latent noise drawn up to `noise_max`, and `inputs` decodes held-out clips on demand."""
+    """Single-object bank clips per size bucket, split into training and held-out clips."""
 
-    def __init__(self, bank_dir: str, log: Callable[[str], None], autoencoder: VideoAutoencoder | None = None,
-                 passes: int = 1, noise_max: float = 0.0, seed: int = 0):
+    def __init__(self, bank_dir: str, log: Callable[[str], None]):
         self.train, self.held_out = {}, {}
-        self.autoencoder = autoencoder
         for name, (latents, factors, _) in load_bank(bank_dir).items():
             keep = [i for i, f in enumerate(factors) if len(f["objects"]) == 1]
             per_clip = [labels_of(factors[i]) for i in keep]
@@ -73,85 +61,26 @@ class LabelledBank:
         self.std = torch.cat([x.float().transpose(0, 1).flatten(1) for x, _ in self.train.values()], 1).std(1)  # (C,)
         log("verifier bank: " + ", ".join(f"{n}: {len(self.train[n][0])} + {len(self.held_out[n][0])} held out"
                                           for n in self.train))
-        if autoencoder is not None:
-            for name, (latents, labels) in self.train.items():
-                frames = self._decoded(Path(bank_dir) / "decoded", name, latents, passes, noise_max, seed, log)
-                self.train[name] = (frames, {k: v.repeat(passes) for k, v in labels.items()})
-
-    def _decoded(self, cache: Path, name: str, latents: torch.Tensor, passes: int, noise_max: float, seed: int,
-                 log: Callable[[str], None]) -> torch.Tensor:
-        """The training clips of one bucket decoded `passes` times, kept beside the bank: decoding
-        costs ten minutes, training on it a few more (a resumed or re-run training reads them)."""
-        weights = b"".join(t.numpy().tobytes() for t in self.autoencoder.state_dict().values())
-        digest = hashlib.sha1(weights).hexdigest()
-        path = cache / f"{name}-{passes}x-noise{noise_max:g}-seed{seed}-{digest[:12]}.safetensors"
-        if path.exists():
-            return load_file(str(path))["frames"]
-        started, generator = time.time(), torch.Generator().manual_seed(zlib.crc32(f"{seed}-{name}".encode()))
-        frames = torch.cat([self._decode(latents, noise_max, generator, random_levels=True) for _ in range(passes)])
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_file({"frames": frames.contiguous()}, str(tmp))
-        tmp.replace(path)
-        log(f"verifier bank: {name} decoded {passes} x {len(latents)} clips in {time.time() - started:.0f} s")
-        return frames
-
-    @torch.no_grad()
-    def _decode(self, latents: torch.Tensor, noise: float, generator: torch.Generator,
-                random_levels: bool = False) -> torch.Tensor:
-        """uint8 frames (N, 3, T, H, W) of latents given `noise` deviations (each clip a level drawn
-        up to it, with `random_levels`)."""
-        out = []
-        for i in range(0, len(latents), 32):
-            x = latents[i:i + 32].float()
-            levels = torch.rand(len(x), generator=generator) * noise if random_levels else torch.full((len(x),), noise)
-            draws = torch.randn(x.shape, generator=generator)
-            x = x + levels.view(-1, 1, 1, 1, 1) * self.std.view(1, -1, 1, 1, 1) * draws
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                video = self.autoencoder.decode(x).float()
-            out.append(((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8))
-        return torch.cat(out)
-
-    @property
-    def reads_frames(self) -> bool:
-        return self.autoencoder is not None
-
-    def inputs(self, latents: torch.Tensor, noise: float, generator: torch.Generator) -> torch.Tensor:
-        """What the verifier reads of stored latents with `noise` deviations: the noised latents, or
-        their decoded frames in [-1, 1]."""
-        if self.reads_frames:
-            return to_unit(self._decode(latents, noise, generator))
-        return latents.float() + noise * self.std.view(1, -1, 1, 1, 1) * torch.randn(latents.shape, generator=generator)
 
     def sample(self, rng: random.Random, batch_size: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         names = list(self.train)
         name = rng.choices(names, [len(self.train[n][0]) for n in names])[0]
         latents, labels = self.train[name]
         idx = torch.tensor([rng.randrange(len(latents)) for _ in range(batch_size)])
-        batch = to_unit(latents[idx]) if self.reads_frames else latents[idx].float()
-        return batch, {k: v[idx] for k, v in labels.items()}
+        return latents[idx].float(), {k: v[idx] for k, v in labels.items()}
 
 
-def to_unit(frames: torch.Tensor) -> torch.Tensor:
-    """uint8 frames -> float in [-1, 1]."""
-    return frames.float() / 127.5 - 1
-
-
-def augment(rng: random.Random, latents: torch.Tensor, labels: dict[str, torch.Tensor], std: torch.Tensor | None,
+def augment(rng: random.Random, latents: torch.Tensor, labels: dict[str, torch.Tensor], std: torch.Tensor,
             noise_max: float, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Noise (latents only: `std` None for frames, noised before decoding), a left-right mirror and a
-    shorter run of frames (at least a quarter of them), each drawn once per batch."""
+    """Noise, a left-right mirror and a shorter run of frames, each drawn once per batch."""
     b, c, t = latents.shape[:3]
-    if std is not None:
-        levels = torch.rand(b, generator=generator) * noise_max
-        noise = torch.randn(latents.shape, generator=generator)
-        latents = latents + levels.view(b, 1, 1, 1, 1) * std.view(1, c, 1, 1, 1) * noise
+    levels = torch.rand(b, generator=generator) * noise_max
+    latents = latents + levels.view(b, 1, 1, 1, 1) * std.view(1, c, 1, 1, 1) * torch.randn(latents.shape, generator=generator)
     if rng.random() < 0.5:
         latents = latents.flip(4)
         labels = {**labels, "motion": _mirror(labels["motion"])}
-    shortest = max(3, t // 4)
-    if t > shortest and rng.random() < 0.25:
-        length = rng.randint(shortest, t - 1)
+    if t > 3 and rng.random() < 0.25:
+        length = rng.randint(3, t - 1)
         start = rng.randint(0, t - length)
         latents = latents[:, :, start:start + length]
     return latents, labels
@@ -178,7 +107,8 @@ def held_out_accuracy(model: LatentVerifier, bank: LabelledBank, noise: float, s
     right, total = {name: 0 for name in model.cfg.factors}, 0
     for latents, labels in bank.held_out.values():
         for i in range(0, len(latents), 64):
-            x = bank.inputs(latents[i:i + 64], noise, generator)
+            x = latents[i:i + 64].float()
+            x = x + noise * bank.std.view(1, -1, 1, 1, 1) * torch.randn(x.shape, generator=generator)
             levels = None
             if t is not None:
                 levels = torch.full((len(x),), t)
@@ -197,12 +127,7 @@ def train_verifier(cfg: VerifierTrainConfig, log: Callable[[str], None] = print)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     log(f"verifier: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
-    reads_frames = model.cfg.reads == "frames"
-    if reads_frames and model.cfg.noise_conditioned:
-        raise ValueError("a verifier that reads frames judges decoded clips, not noised latents: "
-                         "noise_conditioned must be false")
-    bank = LabelledBank(cfg.bank, log, load_autoencoder(cfg.autoencoder) if reads_frames else None,
-                        cfg.decode_passes, cfg.noise_max, cfg.seed)
+    bank = LabelledBank(cfg.bank, log)
     config_json = model.cfg.to_json()
     step = resume(run_dir, model, optimizer, log, ema)
     rng = random.Random(cfg.seed * 100_003 + step)  # a resumed run draws new batches, not the first ones again
@@ -210,8 +135,7 @@ def train_verifier(cfg: VerifierTrainConfig, log: Callable[[str], None] = print)
     started, seen = time.time(), 0
     while step < cfg.steps:
         lr = set_lr(optimizer, cfg.lr, step, cfg.warmup, cfg.steps)
-        latents, labels = augment(rng, *bank.sample(rng, cfg.batch_size), None if reads_frames else bank.std,
-                                  cfg.noise_max, generator)
+        latents, labels = augment(rng, *bank.sample(rng, cfg.batch_size), bank.std, cfg.noise_max, generator)
         t = None
         if model.cfg.noise_conditioned:
             latents, t = noised(latents, generator)
