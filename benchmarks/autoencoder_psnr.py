@@ -4,6 +4,11 @@ frames change where one latent frame's 4 frames give way to the next's than else
 ratio of long videos, at every latent boundary: 1 = no jump).
 
     python benchmarks/autoencoder_psnr.py --clips 64 [--weights A.safetensors B.safetensors] [--latent-noise 0 0.2 0.4]
+        [--prompts random|seen|held_out|paraphrase]
+
+`--prompts held_out` renders the evaluation's own held-out prompts (`reelforge eval`'s set for
+`--seed`) instead of random training clips: what a generator perfect in latent space would score
+there. The analyzer's shape on the reconstructions is also reported per motion.
 """
 from __future__ import annotations
 
@@ -25,13 +30,15 @@ from reelforge.long import seam_ratio  # noqa: E402
 from reelforge.media.decode import h264_roundtrip  # noqa: E402
 from reelforge.pipeline import BUILTIN_DIR  # noqa: E402
 from reelforge.training.bank import load_autoencoder  # noqa: E402
-from reelforge.training.data import render_batch, tensor_to_frames  # noqa: E402
+from reelforge.evaluation.run import SETS, prompt_sets  # noqa: E402
+from reelforge.training.data import frames_to_tensor, render_batch, tensor_to_frames  # noqa: E402
+from reelforge.world.render import render  # noqa: E402
 from reelforge.world.analyzer import analyze  # noqa: E402
 
 
-def latent_boundary_jump(clip: torch.Tensor) -> float:
+def latent_boundary_jump(clip: torch.Tensor, time_down: int = 4) -> float:
     """Seam ratio of a (3, 33, H, W) clip at the first frame of every latent frame after the second."""
-    return seam_ratio(tensor_to_frames(clip), list(range(5, clip.shape[1], 4)))
+    return seam_ratio(tensor_to_frames(clip), list(range(1 + time_down, clip.shape[1], time_down)))
 
 
 def judge(ae, video, factors, latent_noise: float, generator: torch.Generator) -> dict:
@@ -43,8 +50,8 @@ def judge(ae, video, factors, latent_noise: float, generator: torch.Generator) -
         recon.append(ae.decode(latents + latent_noise * torch.randn(latents.shape, generator=generator)))
     recon = torch.cat(recon)
     per_clip = [psnr(recon[i], video[i]) for i in range(len(video))]
-    jumps = [latent_boundary_jump(clip) for clip in recon]
-    agree, consistency = Counter(), []
+    jumps = [latent_boundary_jump(clip, ae.cfg.time_down) for clip in recon]
+    agree, consistency, by_motion = Counter(), [], {}
     for i, f in enumerate(factors):
         a = analyze(h264_roundtrip(tensor_to_frames(recon[i])), 8.0)
         consistency.append(temporal_consistency(a))
@@ -53,7 +60,11 @@ def judge(ae, video, factors, latent_noise: float, generator: torch.Generator) -
         agree["color"] += bool(a.main) and a.main.color == o.color
         agree["shape"] += bool(a.main) and a.main.shape == o.shape
         agree["motion"] += bool(a.main) and a.main.motion == o.motion
-    return {"psnr_db": sum(per_clip) / len(per_clip), "psnr_db_min": min(per_clip),
+        by_motion.setdefault(o.motion, []).append(bool(a.main) and a.main.shape == o.shape)
+    return {"compression": f"{ae.cfg.space_down}x{ae.cfg.space_down} space, {ae.cfg.time_down}x time, "
+                           f"{ae.cfg.latent_channels} channels",
+            "shape_by_motion": {m: sum(v) / len(v) for m, v in sorted(by_motion.items())},
+            "psnr_db": sum(per_clip) / len(per_clip), "psnr_db_min": min(per_clip),
             "latent_boundary_jump": float(np.median(jumps)), **consistency_summary(consistency),
             "analyzer_on_reconstructions": {k: v / len(video) for k, v in agree.items()}}
 
@@ -72,23 +83,31 @@ def main():
                    help="one or more autoencoders, measured side by side on the same clips")
     p.add_argument("--latent-noise", type=float, nargs="+", default=[0.0, 0.2, 0.4])
     p.add_argument("--seed", type=int, default=999)
+    p.add_argument("--prompts", choices=("random", *SETS), default="random",
+                   help="random training clips, or the evaluation's prompts of one set for --seed")
     args = p.parse_args()
-    rng = random.Random(args.seed)
-    video, _, factors = render_batch(rng, args.clips, 64, 64, 33, 8.0, two_object_prob=0.0, max_start=2.0)
+    if args.prompts == "random":
+        rng = random.Random(args.seed)
+        video, _, factors = render_batch(rng, args.clips, 64, 64, 33, 8.0, two_object_prob=0.0, max_start=2.0)
+    else:
+        factors = [f for f, _ in prompt_sets(args.clips, args.seed)[args.prompts]]
+        video = torch.stack([frames_to_tensor(render(f, 64, 64, 8.0, 33)) for f in factors])
     runs = {}
     for weights in args.weights:
         ae = load_autoencoder(weights)
         for sigma in args.latent_noise:
-            runs[f"{weights} @ noise {sigma:g}"] = judge(ae, video, factors, sigma, torch.Generator().manual_seed(args.seed))
+            generator = torch.Generator().manual_seed(args.seed)
+            runs[f"{weights} @ noise {sigma:g}"] = judge(ae, video, factors, sigma, generator)
     first = runs[f"{args.weights[0]} @ noise {args.latent_noise[0]:g}"]
-    truth_jump = float(np.median([latent_boundary_jump(clip) for clip in video]))
+    truth_jump = float(np.median([latent_boundary_jump(clip, load_autoencoder(args.weights[0]).cfg.time_down)
+                                  for clip in video]))
     # What a perfect generator would score on these clips: the renders themselves, after H.264.
     truth = consistency_summary([temporal_consistency(analyze(h264_roundtrip(tensor_to_frames(clip)), 8.0))
                                  for clip in video])
-    result = {"clips": args.clips, **first, "latent_boundary_jump_of_the_renders": truth_jump,
-              "consistency_of_the_renders": truth, "compression": "4x4 space, 4x time, 8 channels: 24x fewer numbers than RGB",
-              "runs": runs}
-    path = write_results("autoencoder_psnr", result)
+    result = {"clips": args.clips, "prompts": args.prompts, "seed": args.seed, **first,
+              "latent_boundary_jump_of_the_renders": truth_jump, "consistency_of_the_renders": truth, "runs": runs}
+    name = "autoencoder_psnr" if args.prompts == "random" else f"autoencoder_ceiling_{args.prompts}"
+    path = write_results(name, result)
     factors_read = ("background", "color", "shape", "motion")
     print_table("Autoencoder reconstruction (analyzer agreement after H.264)",
                 ["autoencoder @ latent noise", "PSNR mean / worst", "boundary jump"] + list(factors_read)
@@ -97,6 +116,11 @@ def main():
                  + [f"{100 * r['analyzer_on_reconstructions'][k]:.0f}%" for k in factors_read]
                  + [f"{100 * r['temporal_consistency']:.1f}%", f"{100 * r['consistent_clips']:.0f}%"]
                  for name, r in runs.items()])
+    motions = sorted({m for r in runs.values() for m in r["shape_by_motion"]})
+    print_table("The analyzer's shape on the reconstructions, per motion",
+                ["autoencoder @ latent noise"] + motions,
+                [[name] + [f"{100 * r['shape_by_motion'][m]:.0f}%" if m in r["shape_by_motion"] else "-"
+                           for m in motions] for name, r in runs.items()])
     print(f"the renders themselves: boundary jump {truth_jump:.2f}, consistency "
           f"{100 * truth['temporal_consistency']:.1f}%, clips >= 95%: {100 * truth['consistent_clips']:.0f}%")
     print(f"wrote {path}")

@@ -210,6 +210,20 @@ def test_temporal_reconstruction_loss_penalises_an_error_that_jumps_not_one_that
     assert reconstruction_loss(steady, video, 1.0) < 0.6 * reconstruction_loss(jumping, video, 1.0)
 
 
+def test_the_edge_term_costs_a_blurred_outline_more_than_an_error_with_the_outline_kept():
+    from reelforge.training.autoencoder import reconstruction_loss
+
+    video = -torch.ones(1, 3, 5, 16, 16)
+    video[:, 0, :, 5:10, 5:10] = 1.0  # a red square on black
+    blurred = torch.nn.functional.avg_pool3d(video, (1, 3, 3), stride=1, padding=(0, 1, 1), count_include_pad=False)
+    kept = video + 0.3  # every pixel off by the same amount: each outline exactly where it was
+    plain = [reconstruction_loss(x, video).item() for x in (blurred, kept)]
+    edged = [reconstruction_loss(x, video, edge_weight=1.0).item() for x in (blurred, kept)]
+    # The edge term adds nothing where the outline is right, and a blur's lost corners cost more.
+    assert edged[1] == pytest.approx(plain[1]) and plain[1] > 0
+    assert edged[0] - plain[0] > 0.1 * plain[0]
+
+
 def test_self_conditioned_training_with_absolute_positions_starts_from_plain_weights_as_the_same_model(tiny_bank, tiny_model_dir, tmp_path):
     lines = _finetune_at_no_rate(tiny_bank, tiny_model_dir, tmp_path, 2, self_condition=True, absolute_positions=True)
     assert any("no self-conditioning input" in line for line in lines)
