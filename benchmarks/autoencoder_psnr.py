@@ -106,7 +106,7 @@ def main():
                                  for clip in video])
     result = {"clips": args.clips, "prompts": args.prompts, "seed": args.seed, **first,
               "latent_boundary_jump_of_the_renders": truth_jump, "consistency_of_the_renders": truth, "runs": runs}
-    name = "autoencoder_psnr" if args.prompts == "random" else f"autoencoder_ceiling_{args.prompts}"
+    name = "autoencoder_psnr" if args.prompts == "random" else f"autoencoder_ceiling_{args.prompts}_seed{args.seed}"
     path = write_results(name, result)
     factors_read = ("background", "color", "shape", "motion")
     print_table("Autoencoder reconstruction (analyzer agreement after H.264)",
