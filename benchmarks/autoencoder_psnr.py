@@ -58,9 +58,10 @@ def judge(ae, video, factors, latent_noise: float, generator: torch.Generator) -
         o = f.objects[0]
         agree["background"] += a.background == f.background
         agree["color"] += bool(a.main) and a.main.color == o.color
-        agree["shape"] += bool(a.main) and a.main.shape == o.shape
+        shape_kept = bool(a.main) and a.main.shape == o.shape
+        agree["shape"] += shape_kept
         agree["motion"] += bool(a.main) and a.main.motion == o.motion
-        by_motion.setdefault(o.motion, []).append(bool(a.main) and a.main.shape == o.shape)
+        by_motion.setdefault(o.motion, []).append(shape_kept)
     return {"compression": f"{ae.cfg.space_down}x{ae.cfg.space_down} space, {ae.cfg.time_down}x time, "
                            f"{ae.cfg.latent_channels} channels",
             "shape_by_motion": {m: sum(v) / len(v) for m, v in sorted(by_motion.items())},
@@ -92,15 +93,16 @@ def main():
     else:
         factors = [f for f, _ in prompt_sets(args.clips, args.seed)[args.prompts]]
         video = torch.stack([frames_to_tensor(render(f, 64, 64, 8.0, 33)) for f in factors])
-    runs = {}
+    runs, time_downs = {}, []
     for weights in args.weights:
         ae = load_autoencoder(weights)
+        time_downs.append(ae.cfg.time_down)
         for sigma in args.latent_noise:
             generator = torch.Generator().manual_seed(args.seed)
             runs[f"{weights} @ noise {sigma:g}"] = judge(ae, video, factors, sigma, generator)
     first = runs[f"{args.weights[0]} @ noise {args.latent_noise[0]:g}"]
-    truth_jump = float(np.median([latent_boundary_jump(clip, load_autoencoder(args.weights[0]).cfg.time_down)
-                                  for clip in video]))
+    # The renders' own change at the first autoencoder's latent boundaries (1 = none).
+    truth_jump = float(np.median([latent_boundary_jump(clip, time_downs[0]) for clip in video]))
     # What a perfect generator would score on these clips: the renders themselves, after H.264.
     truth = consistency_summary([temporal_consistency(analyze(h264_roundtrip(tensor_to_frames(clip)), 8.0))
                                  for clip in video])

@@ -39,6 +39,14 @@ def _weighted_error(out: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
     return (weight * error).mean() / weight.mean()
 
 
+def _change_error(recon: torch.Tensor, video: torch.Tensor, weight: torch.Tensor, dim: int) -> torch.Tensor:
+    """Weighted error in the change from each element to the next along `dim` (time, height or
+    width); a pair weighs what the heavier of its two elements weighs."""
+    pairs = weight.shape[dim] - 1
+    pair_weight = torch.maximum(weight.narrow(dim, 1, pairs), weight.narrow(dim, 0, pairs))
+    return _weighted_error(recon.diff(dim=dim), video.diff(dim=dim), pair_weight)
+
+
 def reconstruction_loss(recon: torch.Tensor, video: torch.Tensor, temporal_weight: float = 0.0,
                         edge_weight: float = 0.0) -> torch.Tensor:
     """Error of (B, 3, T, H, W) frames, plus with `temporal_weight` the error in the change from
@@ -50,15 +58,11 @@ def reconstruction_loss(recon: torch.Tensor, video: torch.Tensor, temporal_weigh
     weight = 1 + 9 * ((video - dominant).abs().sum(1, keepdim=True) > 0.3).float()
     loss = _weighted_error(recon, video, weight)
     if temporal_weight:
-        pair_weight = torch.maximum(weight[:, :, 1:], weight[:, :, :-1])
-        loss = loss + temporal_weight * _weighted_error(recon.diff(dim=2), video.diff(dim=2), pair_weight)
+        loss = loss + temporal_weight * _change_error(recon, video, weight, dim=2)
     if edge_weight:
         # A gradient difference loss (Mathieu et al. 2016): a per-pixel error is content with a blur,
         # which turns a 6-pixel star into a disc; matching edges asks for the corners.
-        for dim in (3, 4):
-            pair_weight = torch.maximum(weight.narrow(dim, 1, weight.shape[dim] - 1),
-                                        weight.narrow(dim, 0, weight.shape[dim] - 1))
-            loss = loss + edge_weight * _weighted_error(recon.diff(dim=dim), video.diff(dim=dim), pair_weight)
+        loss = loss + edge_weight * sum(_change_error(recon, video, weight, dim) for dim in (3, 4))
     return loss
 
 
@@ -91,7 +95,8 @@ def train_autoencoder(cfg: AutoencoderTrainConfig, log: Callable[[str], None] = 
         with torch.autocast("cpu", dtype=torch.bfloat16):
             noisy = latents + _noise_levels(cfg, latents) * latents.detach().std() * torch.randn_like(latents)
             recon = model.decoder(noisy).float()
-        loss = reconstruction_loss(recon, video, cfg.temporal_weight, cfg.edge_weight) + 1e-4 * latents.float().pow(2).mean()
+        loss = (reconstruction_loss(recon, video, cfg.temporal_weight, cfg.edge_weight)
+                + 1e-4 * latents.float().pow(2).mean())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trained, 1.0)

@@ -33,8 +33,8 @@ class AutoencoderTrainConfig:
     # decoded renders change 2.2x as much across a latent frame's 4-frame boundary as inside one
     # (the renders themselves: 1.0x), which shows as a jump every half second and at window joins.
     temporal_weight: float = 0.0
-    # Weight of the error in pixel-to-pixel change: the shipped decoder drew the analyzer's shape in
-    # only 58% of held-out renders (stars 30%), so the model could not do better than that.
+    # Weight of the error in pixel-to-pixel change: the shipped autoencoder keeps the analyzer's shape
+    # in only 41-59% of held-out renders (benchmarks/autoencoder_psnr.py --prompts held_out).
     edge_weight: float = 0.0
     seed: int = 0
     checkpoint_every: int = 250
