@@ -299,3 +299,73 @@ def test_the_verifier_learns_the_banks_labels_scores_held_out_clips_and_resumes(
     lines.clear()
     train_verifier(dataclasses.replace(cfg, steps=42), lines.append)
     assert "resumed from step 40" in lines and sum(line.startswith("step ") for line in lines) == 2
+
+
+def _tiny_verifier(path: Path) -> Path:
+    from reelforge.models.verifier import LatentVerifier, VerifierConfig
+    from reelforge.training.checkpoint import save_weights
+    torch.manual_seed(1)
+    cfg = VerifierConfig(in_channels=4, width=8)
+    save_weights(LatentVerifier(cfg), path, cfg.to_json())
+    return path
+
+
+def test_feedback_labels_name_one_objects_factors_and_ignore_unconditional_and_two_object_clips():
+    from reelforge.models.verifier import VOCAB
+    from reelforge.training.feedback import NAMED, feedback_labels
+    rng = random.Random(0)
+    one = next(f for f in (draw_clip(rng, 0.5, 0.0)[0] for _ in range(200)) if len(f.objects) == 1)
+    two = next(f for f in (draw_clip(rng, 0.5, 0.0)[0] for _ in range(200)) if len(f.objects) == 2)
+    labels = feedback_labels([one, one, two], [True, False, True])
+    obj = one.objects[0]
+    named = {"color": obj.color, "shape": obj.shape, "motion": obj.motion, "background": one.background}
+    assert labels[0].tolist() == [VOCAB[name].index(named[name]) for name in NAMED]
+    assert labels[1].tolist() == labels[2].tolist() == [-1] * len(NAMED)
+
+
+def test_verifier_feedback_trains_the_models_estimate_towards_the_labels_only_inside_its_noise_levels(tiny_model_dir,
+                                                                                                     tmp_path):
+    from reelforge.flow.objective import clean_estimate, interpolate
+    from reelforge.training.feedback import feedback_loss, frozen_verifier
+    verifier = frozen_verifier(str(_tiny_verifier(tmp_path / "verifier.safetensors")), torch.device("cpu"))
+    model = VideoTransformer(TransformerConfig.from_dict(json.loads((tiny_model_dir / "transformer.json").read_text())))
+    model.load_state_dict(load_file(str(tiny_model_dir / "transformer.safetensors")))
+    torch.manual_seed(0)
+    x0, noise = torch.randn(4, 4, 3, 8, 8), torch.randn(4, 4, 3, 8, 8)
+    t = torch.tensor([0.5, 0.6, 0.7, 0.99])  # the last outside the interval
+    labels = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4], [-1, -1, -1, -1], [2, 2, 2, 2]])
+    text = {"text_tokens": torch.randn(4, 5, 384), "text_mask": torch.ones(4, 5, dtype=torch.bool),
+            "text_pooled": torch.randn(4, 384)}
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+
+    def loss() -> torch.Tensor:
+        x_t = interpolate(x0, noise, t)
+        return feedback_loss(verifier, clean_estimate(x_t, t, model(x_t, t, **text)), labels, t, (0.3, 0.9))
+    first = loss()
+    assert first[0] > 0 and first[1] > 0 and first[2] == 0 and first[3] == 0  # no caption; too noisy
+    for _ in range(30):
+        optimizer.zero_grad()
+        loss().mean().backward()
+        optimizer.step()
+    assert loss()[:2].sum() < 0.7 * first[:2].sum()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_training_with_verifier_feedback_logs_the_verifiers_reading(tiny_bank, tiny_model_dir, tmp_path):
+    model = json.loads((tiny_model_dir / "transformer.json").read_text())
+    cfg = TransformerTrainConfig(run_dir=str(tmp_path / "run"), bank=tiny_bank.run_dir, steps=4, batch_size=4, warmup=1,
+                                 checkpoint_every=4, log_every=1, model=model, text_dropout=0.0, verifier_weight=0.1,
+                                 verifier=str(_tiny_verifier(tmp_path / "verifier.safetensors")),
+                                 verifier_interval=(0.0, 1.0))
+    lines = []
+    train_transformer(cfg, lines.append)
+    read = [float(line.split("verifier ")[1].split()[0]) for line in lines if " verifier " in line]
+    assert len(read) >= 3 and all(np.isfinite(read)) and all(r > 0 for r in read)
+
+
+def test_a_verifier_interval_that_is_not_two_ordered_noise_levels_is_refused():
+    from reelforge.training.config import ConfigError
+    with pytest.raises(ConfigError, match="verifier_interval"):
+        TransformerTrainConfig(verifier_interval=(0.9, 0.3))
+    with pytest.raises(ConfigError, match="verifier_weight"):
+        TransformerTrainConfig(verifier_weight=-1.0)

@@ -55,7 +55,13 @@ def flow_loss(model, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, wei
               **cond) -> torch.Tensor:
     """Per-sample mean squared velocity error (B,), so it can be logged by t; `weight` (broadcast
     against x0) makes it a weighted mean."""
-    error = velocity_error(model(interpolate(x0, noise, t), t, **cond), x0, noise)
+    return velocity_loss(model(interpolate(x0, noise, t), t, **cond), x0, noise, weight)
+
+
+def velocity_loss(v: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor, weight: torch.Tensor | None = None
+                  ) -> torch.Tensor:
+    """flow_loss of a velocity already predicted (B,)."""
+    error = velocity_error(v, x0, noise)
     if weight is None:
         return error.flatten(1).mean(1)
     weight = weight.float().expand_as(error)

@@ -84,6 +84,12 @@ class TransformerTrainConfig:
     # at the trained layers' rate it was measured to stay near zero (weights ~0.003 after 575 steps).
     position_lr_scale: float = 1.0
     head_lr_scale: float = 1.0  # the convolutional head's multiple of the learning rate (`model.conv_head`)
+    # Verifier feedback (training/feedback.py): > 0 adds this weight times the cross-entropy of the
+    # frozen `verifier`'s reading of the model's clean-clip estimate, for clips whose noise level lies
+    # in `verifier_interval`, against what their caption names.
+    verifier_weight: float = 0.0
+    verifier: str = "src/reelforge/weights/builtin/verifier.safetensors"
+    verifier_interval: tuple = (0.3, 0.9)
     device: str = "cpu"  # or "cuda", or "auto" (cuda where there is one)
     # When > 0, the step count is fitted (after warm-up) to end training in this many seconds; `steps`
     # is then an upper bound. For lent GPU time, whose rate is unknown beforehand.
@@ -103,6 +109,10 @@ class TransformerTrainConfig:
     def __post_init__(self):
         if self.data not in ("bank", "stream"):
             raise ConfigError(f"data must be 'bank' or 'stream', not {self.data!r}")
+        if self.verifier_weight < 0:
+            raise ConfigError(f"verifier_weight must be >= 0, got {self.verifier_weight}")
+        if len(self.verifier_interval) != 2 or not 0 <= self.verifier_interval[0] <= self.verifier_interval[1] <= 1:
+            raise ConfigError(f"verifier_interval must be two noise levels 0 <= low <= high <= 1, got {self.verifier_interval}")
 
 
 @dataclass(frozen=True)
@@ -235,4 +245,6 @@ def load_config(path: str | Path):
     for key in ("buckets", "latent_frames", "sizes", "stream_sizes"):
         if isinstance(data.get(key), list):
             data[key] = tuple(tuple(v) for v in data[key])
+    if isinstance(data.get("verifier_interval"), list):
+        data["verifier_interval"] = tuple(data["verifier_interval"])
     return cls(**data)

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from safetensors.torch import load_file
 
-from ..flow.objective import flow_loss, sample_t, self_condition_input
+from ..flow.objective import clean_estimate, interpolate, sample_t, self_condition_input, velocity_loss
 from ..models.text_encoder import TextEncoder
 from ..models.transformer import TransformerConfig, VideoTransformer, resize_patch_weights
 from ..world.captions import caption
@@ -21,6 +21,7 @@ from ..world.factors import ClipFactors
 from .bank import load_autoencoder, load_bank
 from .checkpoint import resume, save_training_state
 from .config import TransformerTrainConfig
+from .feedback import feedback_labels, feedback_loss, frozen_verifier
 from .step import StepBudget, apply_gradients, set_lr, training_device
 from .masks import bank_object_masks, object_loss_weight
 
@@ -127,13 +128,14 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
         log(f"initialised from {cfg.init_from}")
     source = _source(cfg, device, log)
     text_encoder = TextEncoder(device)
+    verifier = frozen_verifier(cfg.verifier, device) if cfg.verifier_weight else None
     rng = random.Random(cfg.seed * 1000 + step)
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + step)
     noise_generator = torch.Generator(device).manual_seed(cfg.seed * 1000 + step)
     budget = StepBudget(cfg.steps, cfg.time_budget_s, cfg.warmup, step)
     total_steps = cfg.steps
     started = time.time()
-    losses = []
+    losses, feedback = [], []
     while step < total_steps:
         total_steps = budget(step, log)
         lr = set_lr(optimizer, cfg.lr, step, cfg.warmup, total_steps)
@@ -143,6 +145,7 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
             x0 = x0[:, :, :frames]
             masks = masks[:, :, :frames] if masks is not None else None
         captions = ["" if rng.random() < cfg.text_dropout else caption(f, rng) for f in factors]
+        labels = feedback_labels(factors, [bool(c) for c in captions]) if verifier is not None else None
         text = text_encoder(captions)
         if rng.random() < cfg.frame_t_prob:
             t = sample_t(cfg.batch_size * x0.shape[2], generator, shift=cfg.t_shift).view(cfg.batch_size, x0.shape[2])  # (B, T)
@@ -157,8 +160,14 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
             if model_cfg.self_condition:  # half the rows see their own estimate, half zeros (a first step)
                 use = torch.rand(cfg.batch_size, generator=generator) < 0.5
                 cond["self_cond"] = self_condition_input(model, x0, noise, t, use.to(device), **cond)
-            per_sample = flow_loss(model, x0, t, noise, weight, **cond)
+            x_t = interpolate(x0, noise, t)
+            v = model(x_t, t, **cond)
+            per_sample = velocity_loss(v, x0, noise, weight)
         loss = per_sample.mean()
+        if verifier is not None:
+            read_as = feedback_loss(verifier, clean_estimate(x_t, t, v), labels, t, cfg.verifier_interval)
+            loss = loss + cfg.verifier_weight * read_as.mean()
+            feedback.append(read_as.detach()[read_as > 0])
         grad_norm = apply_gradients(model, optimizer, loss, ema, cfg.ema_decay if step > cfg.warmup else 0.0)
         step += 1
         losses.append((t.view(cfg.batch_size, -1).mean(1), per_sample.detach()))
@@ -169,9 +178,10 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
             by_t = " ".join(f"{ls[bins == i].mean():.3f}" if (bins == i).any() else "-" for i in range(len(T_BINS)))
             rate = cfg.log_every * cfg.batch_size / (time.time() - started)
             fresh = f" clips rendered {source.received}" if hasattr(source, "received") else ""
-            log(f"step {step}/{total_steps} loss {ls.mean():.4f} by-t [{by_t}] grad {grad_norm:.2f} "
+            read = f" verifier {torch.cat(feedback).mean():.3f}" if feedback and torch.cat(feedback).numel() else ""
+            log(f"step {step}/{total_steps} loss {ls.mean():.4f} by-t [{by_t}]{read} grad {grad_norm:.2f} "
                 f"lr {lr:.2e} samples/s {rate:.1f}{fresh}")
-            started, losses = time.time(), []
+            started, losses, feedback = time.time(), [], []
         if step % cfg.checkpoint_every == 0 or step == total_steps:
             save_training_state(run_dir, step, model, optimizer, {"config": asdict(cfg), "total_steps": total_steps},
                                 model_cfg.to_json(), ema)
