@@ -97,6 +97,7 @@ def test_training_with_object_weight_runs_resumes_and_starts_from_given_weights(
     model = json.loads((tiny_model_dir / "transformer.json").read_text())
     cfg = TransformerTrainConfig(run_dir=str(tmp_path / "run"), bank=tiny_bank.run_dir, steps=3, batch_size=2, warmup=1,
                                  checkpoint_every=2, log_every=1, object_weight=4.0, frame_t_prob=1.0, model=model,
+                                 autoencoder=tiny_bank.autoencoder,
                                  init_from=str(tiny_model_dir / "transformer.safetensors"))
     lines = []
     train_transformer(cfg, lines.append)
@@ -369,3 +370,25 @@ def test_a_verifier_interval_that_is_not_two_ordered_noise_levels_is_refused():
         TransformerTrainConfig(verifier_interval=(0.9, 0.3))
     with pytest.raises(ConfigError, match="verifier_weight"):
         TransformerTrainConfig(verifier_weight=-1.0)
+
+
+def test_object_masks_follow_the_autoencoders_time_factor(tmp_path):
+    """A bank made by an autoencoder with 2x time compression holds 2 frames per latent frame; the
+    object masks must place the objects at those frames' times, not at 4x's."""
+    from reelforge.models.autoencoder import AutoencoderConfig, VideoAutoencoder
+    from reelforge.training.checkpoint import save_weights
+    from reelforge.training.loop import BankLatents
+    from reelforge.world.factors import ClipFactors
+    ae_cfg = AutoencoderConfig(latent_channels=4, enc_channels=(16, 16), dec_channels=(16, 16), time_down=2)
+    ae_path = tmp_path / "ae.safetensors"
+    save_weights(VideoAutoencoder(ae_cfg), ae_path, ae_cfg.to_json())
+    bank = BankConfig(run_dir=str(tmp_path / "bank"), autoencoder=str(ae_path), sizes=((64, 64, 4),), num_frames=9,
+                      chunk=4, max_start=2.0)
+    build_bank(bank)
+    cfg = TransformerTrainConfig(bank=bank.run_dir, autoencoder=str(ae_path), object_weight=4.0)
+    source = BankLatents(cfg, torch.device("cpu"), lambda s: None)
+    latents, factors, starts = load_bank(bank.run_dir)["64x64"]
+    assert latents.shape[2] == 5
+    for i in range(4):
+        expected = latent_object_mask(ClipFactors.from_dict(factors[i]), starts[i], 64, 64, 8.0, 5, time_down=2)
+        assert torch.equal(source.masks["64x64"][i, 0], expected)

@@ -19,10 +19,14 @@ from .config import BankConfig
 from .data import draw_clip, render_batch
 
 
+def autoencoder_config(path: str | Path) -> AutoencoderConfig:
+    """The config beside an autoencoder's weights (its time and space factors, without the weights)."""
+    return AutoencoderConfig.from_dict(json.loads(Path(path).with_suffix(".json").read_text()))
+
+
 def load_autoencoder(path: str | Path) -> VideoAutoencoder:
     path = Path(path)
-    cfg = AutoencoderConfig.from_dict(json.loads(path.with_suffix(".json").read_text()))
-    model = VideoAutoencoder(cfg)
+    model = VideoAutoencoder(autoencoder_config(path))
     load_weights(model, path)
     return model.eval()
 

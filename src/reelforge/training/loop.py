@@ -18,7 +18,7 @@ from ..models.text_encoder import TextEncoder
 from ..models.transformer import TransformerConfig, VideoTransformer, resize_patch_weights
 from ..world.captions import caption
 from ..world.factors import ClipFactors
-from .bank import load_autoencoder, load_bank
+from .bank import autoencoder_config, load_autoencoder, load_bank
 from .checkpoint import resume, save_training_state
 from .config import TransformerTrainConfig
 from .feedback import feedback_labels, feedback_loss, frozen_verifier
@@ -37,8 +37,11 @@ class BankLatents:
         self.weights = [len(buckets[n][1]) for n in self.names]
         log(f"bank: {', '.join(f'{n}: {w} clips' for n, w in zip(self.names, self.weights))}")
         self.buckets = buckets
-        self.masks = ({n: bank_object_masks(*buckets[n], cfg.bank_fps) for n in self.names}
-                      if cfg.object_weight else {})
+        if cfg.object_weight:  # where the objects are depends on how many frames a latent frame holds
+            ae = autoencoder_config(cfg.autoencoder)
+            self.masks = {n: bank_object_masks(*buckets[n], cfg.bank_fps, ae.time_down, ae.space_down) for n in self.names}
+        else:
+            self.masks = {}
         self.device = device
 
     def sample(self, rng: random.Random, batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None,
