@@ -327,8 +327,10 @@ def test_feedback_labels_name_one_objects_factors_and_ignore_unconditional_and_t
 def test_verifier_feedback_trains_the_models_estimate_towards_the_labels_only_inside_its_noise_levels(tiny_model_dir,
                                                                                                      tmp_path):
     from reelforge.flow.objective import clean_estimate, interpolate
-    from reelforge.training.feedback import feedback_loss, frozen_verifier
-    verifier = frozen_verifier(str(_tiny_verifier(tmp_path / "verifier.safetensors")), torch.device("cpu"))
+    from reelforge.models.verifier import LatentVerifier, VerifierConfig
+    from reelforge.pipeline import load_module
+    from reelforge.training.feedback import feedback_loss
+    verifier = load_module(LatentVerifier, VerifierConfig, _tiny_verifier(tmp_path / "verifier.safetensors"))
     model = VideoTransformer(TransformerConfig.from_dict(json.loads((tiny_model_dir / "transformer.json").read_text())))
     model.load_state_dict(load_file(str(tiny_model_dir / "transformer.safetensors")))
     torch.manual_seed(0)

@@ -10,28 +10,16 @@ the one-step estimate, as ControlNet++ (Li et al. 2024) and ReFL (Xu et al. 2023
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 
-from ..models.verifier import VOCAB, LatentVerifier, VerifierConfig
+from ..models.verifier import LatentVerifier
 from ..world.factors import ClipFactors
-from .checkpoint import load_weights
+from .verifier import labels_of
 
 # What a training caption always names of its one object (captions.py); speed is left out, since a
 # still object's caption has none, and size, since "medium" is often left unsaid.
 NAMED = ("color", "shape", "motion", "background")
-
-
-def frozen_verifier(path: str, device: torch.device) -> LatentVerifier:
-    """The verifier whose reading trains the transformer, from safetensors and the JSON beside them;
-    it learns nothing here."""
-    weights = Path(path)
-    verifier = LatentVerifier(VerifierConfig.from_dict(json.loads(weights.with_suffix(".json").read_text())))
-    load_weights(verifier, weights)
-    return verifier.to(device).eval().requires_grad_(False)
 
 
 def feedback_labels(factors: list[ClipFactors], captioned: list[bool]) -> torch.Tensor:
@@ -43,9 +31,8 @@ def feedback_labels(factors: list[ClipFactors], captioned: list[bool]) -> torch.
         if not has_caption or len(clip.objects) != 1:
             rows.append([-1] * len(NAMED))
             continue
-        obj = clip.objects[0]
-        values = {"color": obj.color, "shape": obj.shape, "motion": obj.motion, "background": clip.background}
-        rows.append([VOCAB[name].index(values[name]) for name in NAMED])
+        labels = labels_of(clip.to_dict())
+        rows.append([labels[name] for name in NAMED])
     return torch.tensor(rows, dtype=torch.long)
 
 

@@ -16,12 +16,14 @@ from safetensors.torch import load_file
 from ..flow.objective import clean_estimate, interpolate, sample_t, self_condition_input, velocity_loss
 from ..models.text_encoder import TextEncoder
 from ..models.transformer import TransformerConfig, VideoTransformer, resize_patch_weights
+from ..models.verifier import LatentVerifier, VerifierConfig
+from ..pipeline import load_module
 from ..world.captions import caption
 from ..world.factors import ClipFactors
 from .bank import autoencoder_config, load_autoencoder, load_bank
 from .checkpoint import resume, save_training_state
 from .config import TransformerTrainConfig
-from .feedback import feedback_labels, feedback_loss, frozen_verifier
+from .feedback import feedback_labels, feedback_loss
 from .step import StepBudget, apply_gradients, set_lr, training_device
 from .masks import bank_object_masks, object_loss_weight
 
@@ -39,7 +41,8 @@ class BankLatents:
         self.buckets = buckets
         if cfg.object_weight:  # where the objects are depends on how many frames a latent frame holds
             ae = autoencoder_config(cfg.autoencoder)
-            self.masks = {n: bank_object_masks(*buckets[n], cfg.bank_fps, ae.time_down, ae.space_down) for n in self.names}
+            self.masks = {n: bank_object_masks(*buckets[n], cfg.bank_fps, ae.time_down, ae.space_down)
+                          for n in self.names}
         else:
             self.masks = {}
         self.device = device
@@ -131,7 +134,9 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
         log(f"initialised from {cfg.init_from}")
     source = _source(cfg, device, log)
     text_encoder = TextEncoder(device)
-    verifier = frozen_verifier(cfg.verifier, device) if cfg.verifier_weight else None
+    verifier = None
+    if cfg.verifier_weight:  # frozen: its reading trains the transformer and it learns nothing here
+        verifier = load_module(LatentVerifier, VerifierConfig, Path(cfg.verifier)).to(device)
     rng = random.Random(cfg.seed * 1000 + step)
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + step)
     noise_generator = torch.Generator(device).manual_seed(cfg.seed * 1000 + step)
