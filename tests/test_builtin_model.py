@@ -59,6 +59,20 @@ def test_paraphrased_prompts_land_once_rewritten_into_the_models_words(pipe):
     assert sum(r["colour"] for r in rewritten) >= sum(r["colour"] for r in as_written) + 3, (rewritten, as_written)
 
 
+def test_layout_guidance_moves_held_out_objects_the_way_the_prompt_says(pipe):
+    def travelling(rng):  # held-out combinations whose object travels along a path
+        while (factors := sample_held_out_factors(rng)).objects[0].motion not in ("left", "right", "up", "down", "bounce"):
+            pass
+        return factors
+
+    guided = judge_held_out(pipe, draw=travelling)
+    plain = judge_held_out(pipe, draw=travelling, layout_guidance=0.0)
+    # reelforge eval over 96 held-out prompts: these motions right in 17 of 19 seed-0 clips with layout
+    # guidance, 4 of 19 without (MODEL_CARD.md, "Layout guidance").
+    assert_floors(guided, {"motion": 5, "colour": 6, "background": 7})
+    assert sum(r["motion"] for r in guided) >= sum(r["motion"] for r in plain) + 2, (guided, plain)
+
+
 def test_turbo_student_shows_the_scene_and_colour_of_held_out_prompts_in_four_steps(pipe):
     turbo = pipe.turbo()
     assert (turbo.config.name, turbo.config.guidance) == ("reelforge-turbo", 1.0)

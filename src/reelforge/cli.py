@@ -75,8 +75,11 @@ def _load_pipeline(model: str | None, turbo: bool = False):
               "a few steps (4 for the built-in model), no guidance pass, no negative prompt.")
 @click.option("--no-rewrite", is_flag=True, help="Give the model the prompt as written, without mapping words it "
               "never learnt (e.g. 'scarlet', 'orb') onto ones it did.")
+@click.option("--layout-guidance", type=float, default=None,
+              help="Steer the object along the path its motion plans, by this cross-attention bias (0 = off) "
+              "[default: the model's, 2 for the built-in model].")
 def generate(prompt, output, seconds, storyboard, fps, size, seed, steps, guidance, negative, sampler, fmt, model,
-             quiet, visible_mark, cache_threshold, turbo, no_rewrite):
+             quiet, visible_mark, cache_threshold, turbo, no_rewrite, layout_guidance):
     """Generate a video from PROMPT (or from a --storyboard)."""
     from tqdm import tqdm
 
@@ -107,11 +110,13 @@ def generate(prompt, output, seconds, storyboard, fps, size, seed, steps, guidan
             if long:
                 video = generate_long(pipe, shots, seconds, fps=fps, size=size_wh, seed=seed, steps=steps,
                                       guidance=guidance, sampler=sampler, negative_prompt=negative,
-                                      cache_threshold=cache_threshold, on_step=on_step, rewrite_prompt=not no_rewrite)
+                                      cache_threshold=cache_threshold, on_step=on_step, rewrite_prompt=not no_rewrite,
+                                      layout_guidance=layout_guidance)
             else:
                 video = pipe(prompt, negative_prompt=negative, seconds=seconds, fps=fps, size=size_wh, seed=seed,
                              steps=steps, guidance=guidance, sampler=sampler, on_step=on_step,
-                             cache_threshold=cache_threshold, rewrite_prompt=not no_rewrite)
+                             cache_threshold=cache_threshold, rewrite_prompt=not no_rewrite,
+                             layout_guidance=layout_guidance)
         # Delivered, marked and encoded a chunk at a time: a long 1080p clip is never held whole.
         write_marked(video.chunks(), path, video.fps, fmt, video.settings, video.metadata,
                      video_id=f"cli_{uuid.uuid4().hex[:16]}", identity=identity, visible=visible_mark, in_place=True)
@@ -201,9 +206,13 @@ def train(config_path, log_path):
               help="Steer sampling towards what the verifier reads as the prompt's factors (needs --verifier).")
 @click.option("--verifier-guidance-interval", type=(float, float), default=None,
               help="Noise levels LO HI where verifier guidance applies.")
+@click.option("--layout-guidance", type=float, default=None,
+              help="Cross-attention bias along the object's planned path (flow/layout.py; 0: off).")
+@click.option("--layout-interval", type=(float, float), default=None,
+              help="Noise levels LO HI where layout guidance applies.")
 def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, steps, guidance, sampler, clean_context,
            guidance_interval, guidance_outside, guide, autoguidance, autoguidance_interval, verifier,
-           verifier_guidance, verifier_guidance_interval):
+           verifier_guidance, verifier_guidance_interval, layout_guidance, layout_interval):
     """Assemble a model directory from training runs (fp16 safetensors + configs)."""
     from dataclasses import replace
 
@@ -228,7 +237,9 @@ def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, step
                                    "guidance_outside": guidance_outside, "autoguidance": autoguidance,
                                    "autoguidance_interval": autoguidance_interval,
                                    "verifier_guidance": verifier_guidance,
-                                   "verifier_guidance_interval": verifier_guidance_interval}.items() if v is not None}
+                                   "verifier_guidance_interval": verifier_guidance_interval,
+                                   "layout_guidance": layout_guidance,
+                                   "layout_interval": layout_interval}.items() if v is not None}
     if clean_context:
         overrides["clean_context"] = True
     if guide != "none":
@@ -251,14 +262,16 @@ def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, step
 @click.option("--steps", type=int, default=2, show_default=True)
 @click.option("--sampler", default="euler", show_default=True)
 @click.option("--shift", type=float, default=1.0, show_default=True)
-def export_turbo(transformer, model_dir, name, steps, sampler, shift):
+@click.option("--layout-guidance", type=float, default=None,
+              help="The student's layout guidance [default: the teacher's].")
+def export_turbo(transformer, model_dir, name, steps, sampler, shift, layout_guidance):
     """Ship a distilled student beside its teacher (stage "student" of configs/turbo_*.json)."""
     from .pipeline import CheckpointError
     from .training.export import export_student
     if not Path(transformer).exists() or not Path(transformer).with_suffix(".json").exists():
         fail(f"checkpoint {transformer!r} (with its .json config) does not exist")
     try:
-        out = export_student(transformer, model_dir, name, steps, sampler, shift)
+        out = export_student(transformer, model_dir, name, steps, sampler, shift, layout_guidance)
     except CheckpointError as e:
         fail(str(e))
     click.echo(f"wrote {out}")
@@ -276,7 +289,8 @@ def export_turbo(transformer, model_dir, name, steps, sampler, shift):
 @click.option("--no-rewrite", is_flag=True, help="Give the model the prompts as written (prompting.py off).")
 @click.option("--sets", default=None, help="Which prompt sets to run, comma-separated: seen, held_out, "
               "paraphrase [default: all].")
-def evaluate(model, per_set, steps, guidance, sampler, seed, json_path, turbo, no_rewrite, sets):
+@click.option("--layout-guidance", type=float, default=None, help="Override the model's layout guidance (0 = off).")
+def evaluate(model, per_set, steps, guidance, sampler, seed, json_path, turbo, no_rewrite, sets, layout_guidance):
     """Judge prompt adherence (seen, held-out, paraphrases) and temporal consistency with the analyzer."""
     from rich.console import Console
 
@@ -289,7 +303,7 @@ def evaluate(model, per_set, steps, guidance, sampler, seed, json_path, turbo, n
         fail(f"unknown prompt set in {sets!r}; allowed: {', '.join(SETS)}")
     pipe = _load_pipeline(model, turbo)
     results = run_eval(pipe, per_set=per_set, steps=steps, guidance=guidance, sampler=sampler, seed=seed,
-                       sets=chosen, rewrite_prompt=not no_rewrite)
+                       sets=chosen, rewrite_prompt=not no_rewrite, layout_guidance=layout_guidance)
     tmp = Path(json_path).with_name(f".{Path(json_path).name}.tmp")  # never a half-written file
     tmp.write_text(json.dumps(results, indent=2))
     tmp.replace(json_path)

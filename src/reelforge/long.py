@@ -71,7 +71,7 @@ def generate_long(pipe: Pipeline, shots: list[Shot], seconds: float, fps: float 
                   size: tuple[int, int] | None = None, seed: int | None = None, steps: int | None = None,
                   guidance: float | None = None, sampler: str | None = None, negative_prompt: str | None = None,
                   cache_threshold: float = 0.0, rewrite_prompt: bool = True,
-                  window: float = WINDOW_SECONDS,
+                  layout_guidance: float | None = None, window: float = WINDOW_SECONDS,
                   on_step: Callable[[int, float, torch.Tensor], bool | None] | None = None,
                   on_window: Callable[[int, int], None] | None = None) -> VideoOutput:
     """A clip of any length up to MAX_LONG_SECONDS following `shots`, at `fps` and `size`."""
@@ -86,7 +86,7 @@ def generate_long(pipe: Pipeline, shots: list[Shot], seconds: float, fps: float 
     native_fps, bucket = pipe.config.fps, pipe.bucket_for(size)
     plan = window_plan(seconds, window, context=1.0)
     common = dict(steps=steps, guidance=guidance, sampler=sampler, negative_prompt=negative_prompt, on_step=on_step,
-                  cache_threshold=cache_threshold, rewrite_prompt=rewrite_prompt)
+                  cache_threshold=cache_threshold, rewrite_prompt=rewrite_prompt, layout_guidance=layout_guidance)
     video = pipe(prompt_at(shots, 0.0), seconds=plan[0][1], fps=native_fps, size=bucket, seed=seed, **common)
     base_seed = video.seed
     boundaries = []

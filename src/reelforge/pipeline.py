@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from .delivery import Delivery, Enhancers, resize_video, retime
 from .flow.cache import first_block_cache
 from .flow.guidance import sampling_velocity, verifier_guided
+from .flow.layout import layout_bias, layout_guided, object_and_scene_spans, plan_cells, token_positions
 from .flow.objective import interpolate
 from .flow.samplers import SAMPLERS, denoise, make_scheduler
 from .models.autoencoder import AutoencoderConfig, VideoAutoencoder
@@ -38,6 +39,7 @@ MIN_FPS, MAX_FPS = 1, 60
 # What verifier guidance steers by: what a prompt is about. Steering size and speed too cost shape
 # and motion more than it gained speed (MODEL_CARD.md, "A verifier, and guidance by it").
 GUIDED_FACTORS = ("color", "shape", "motion", "background")
+MAX_LAYOUT_GUIDANCE = 20.0  # a logit bias of 20 already shuts the object's words out of the frame's other tokens
 MAX_PROMPT_CHARS = 32_000  # OpenAI's limit; the text encoder reads the first 48 tokens
 
 
@@ -79,12 +81,17 @@ class PipelineConfig:
     verifier: str = ""
     verifier_guidance: float = 0.0
     verifier_guidance_interval: tuple[float, float] = (0.4, 0.9)
+    # Layout guidance (flow/layout.py): at noise levels in the interval, the conditional branch's
+    # cross-attention is biased by `layout_guidance` towards the object's words along the path the
+    # world's motion laws plan for what the prompt names; 0 for none.
+    layout_guidance: float = 0.0
+    layout_interval: tuple[float, float] = (0.6, 1.0)
     # A directory, relative to this one, holding the autoencoder and delivery networks this model
     # shares with another (a distilled student shares its teacher's: ".."); "" means this one.
     parts_from: str = ""
 
     def __post_init__(self):
-        for name in ("guidance_interval", "autoguidance_interval", "verifier_guidance_interval"):
+        for name in ("guidance_interval", "autoguidance_interval", "verifier_guidance_interval", "layout_interval"):
             lo, hi = getattr(self, name)
             if not 0 <= lo < hi <= 1:
                 raise ValueError(f"{name} must be [lo, hi] with 0 <= lo < hi <= 1, got {[lo, hi]}")
@@ -96,6 +103,8 @@ class PipelineConfig:
             raise ValueError(f"verifier_guidance must be between 0 (off) and 10, got {self.verifier_guidance}")
         if self.verifier_guidance and not self.verifier:
             raise ValueError("verifier guidance needs a verifier checkpoint ('verifier': e.g. \"verifier.safetensors\")")
+        if not 0 <= self.layout_guidance <= MAX_LAYOUT_GUIDANCE:
+            raise ValueError(f"layout_guidance must be between 0 (off) and {MAX_LAYOUT_GUIDANCE}, got {self.layout_guidance}")
         if not 1 <= self.guidance_outside <= self.guidance:
             raise ValueError(f"guidance_outside must be between 1 and guidance ({self.guidance}), "
                              f"got {self.guidance_outside}")
@@ -107,7 +116,7 @@ class PipelineConfig:
             raise CheckpointError(f"unknown pipeline config keys: {sorted(unknown)}")
         if "buckets" in d:
             d = {**d, "buckets": tuple(tuple(b) for b in d["buckets"])}
-        for name in ("guidance_interval", "autoguidance_interval", "verifier_guidance_interval"):
+        for name in ("guidance_interval", "autoguidance_interval", "verifier_guidance_interval", "layout_interval"):
             if name in d:
                 d = {**d, name: tuple(d[name])}
         try:
@@ -326,18 +335,20 @@ class Pipeline:
                  steps: int | None = None, guidance: float | None = None, sampler: str | None = None,
                  image: np.ndarray | None = None,
                  on_step: Callable[[int, float, torch.Tensor], bool | None] | None = None,
-                 cache_threshold: float = 0.0, rewrite_prompt: bool = True) -> VideoOutput:
+                 cache_threshold: float = 0.0, rewrite_prompt: bool = True,
+                 layout_guidance: float | None = None) -> VideoOutput:
         """Text to video; with `image` (H, W, 3) uint8, the video starts from that image.
         `cache_threshold` > 0 skips transformer work on steps that change little (flow.cache).
         `rewrite_prompt` maps words the model never learnt onto ones it did (prompting.py); the
-        settings keep both as `prompt` and `revised_prompt`."""
+        settings keep both as `prompt` and `revised_prompt`. `layout_guidance` overrides the model's
+        (flow/layout.py; 0: off)."""
         fps = self.config.fps if fps is None else fps
         width, height = self.bucket_for(size)
         prefix = None
         if image is not None:
             prefix = self._frames_to_model(np.asarray(image)[None], self.config.fps, (width, height))
         video, settings = self._generate(prompt, negative_prompt, seconds, fps, size, seed, steps, guidance,
-                                         sampler, prefix, on_step, cache_threshold, rewrite_prompt)
+                                         sampler, prefix, on_step, cache_threshold, rewrite_prompt, layout_guidance)
         return self._deliver(video, self.config.fps, fps, seconds, size, settings)
 
     @torch.no_grad()
@@ -345,12 +356,14 @@ class Pipeline:
                negative_prompt: str | None = None, seed: int | None = None, steps: int | None = None,
                guidance: float | None = None, sampler: str | None = None,
                on_step: Callable[[int, float, torch.Tensor], bool | None] | None = None,
-               cache_threshold: float = 0.0, rewrite_prompt: bool = True) -> VideoOutput:
+               cache_threshold: float = 0.0, rewrite_prompt: bool = True,
+               layout_guidance: float | None = None) -> VideoOutput:
         """Continue `frames` (T, H, W, 3) uint8 at `fps` by `seconds`: the returned video is the
         original followed by the continuation, at the original's size and frame rate.
 
         The last second of the original, encoded by the causal autoencoder, is held fixed while
-        the rest is denoised (temporal inpainting), so the continuation starts where it ended."""
+        the rest is denoised (temporal inpainting), so the continuation starts where it ended. No
+        path is planned for it (`layout_guidance` is accepted and unused): the held frames set it."""
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
             raise InputError("a video to extend must be frames shaped (T, H, W, 3)")
@@ -387,7 +400,7 @@ class Pipeline:
 
     def _generate(self, prompt, negative_prompt, seconds, fps, size, seed, steps, guidance, sampler,
                   prefix: torch.Tensor | None, on_step, cache_threshold: float = 0.0,
-                  rewrite_prompt: bool = True) -> tuple[torch.Tensor, dict]:
+                  rewrite_prompt: bool = True, layout_guidance: float | None = None) -> tuple[torch.Tensor, dict]:
         """Video (3, T, H, W) in [-1, 1] at the model's frame rate and bucket size, and its settings."""
         cfg = self.config
         steps = cfg.steps if steps is None else steps
@@ -397,6 +410,9 @@ class Pipeline:
         self.check_inputs(prompt, seconds, fps, size, guidance, steps, sampler)
         if not (isinstance(cache_threshold, (int, float)) and 0 <= cache_threshold <= 1):
             raise InputError(f"cache threshold must be between 0 (off) and 1, got {cache_threshold}")
+        layout_guidance = cfg.layout_guidance if layout_guidance is None else layout_guidance
+        if not (isinstance(layout_guidance, (int, float)) and 0 <= layout_guidance <= MAX_LAYOUT_GUIDANCE):
+            raise InputError(f"layout guidance must be between 0 (off) and {MAX_LAYOUT_GUIDANCE}, got {layout_guidance}")
         seed = random.randrange(2**31) if seed is None else int(seed)
         # 2. Encode the prompt; the negative prompt (or nothing) is the unconditional branch.
         def revise(text: str | None) -> str | None:
@@ -415,11 +431,21 @@ class Pipeline:
         latents = torch.randn(shape, generator=generator)  # (1, C, t, h, w)
         # 4. Denoise; known frames (a start image, the end of a video to extend) ride their exact path.
         scheduler = make_scheduler(sampler, steps, cfg.shift, frames=latent_frames)
-        model_velocity = sampling_velocity(self.transformer, text_kwargs, guidance, cfg.guidance_interval,
-                                           cfg.guidance_outside, self.guide, cfg.autoguidance,
-                                           cfg.autoguidance_interval)
+        def guided(text_kwargs):
+            return sampling_velocity(self.transformer, text_kwargs, guidance, cfg.guidance_interval,
+                                     cfg.guidance_outside, self.guide, cfg.autoguidance, cfg.autoguidance_interval)
+
+        model_velocity = guided(text_kwargs)
+        named = named_factors(revised)
+        # A path is planned from the clip's start; a clip that continues known frames keeps its own.
+        bias = (self._layout_bias(revised, named, seed, latent_frames, width, height, text.tokens.shape[1],
+                                  layout_guidance) if prefix is None and layout_guidance else None)
+        if bias is not None:
+            rows = torch.cat([torch.zeros_like(bias), bias]) if len(prompts) == 2 else bias  # (B, N, L)
+            model_velocity = layout_guided(guided({**text_kwargs, "text_bias": rows}), model_velocity,
+                                           cfg.layout_interval)
         # The world's factors the prompt names, for the verifier to steer towards (none: not steered).
-        wanted = ({k: v for k, v in named_factors(revised).items()
+        wanted = ({k: v for k, v in named.items()
                    if k in GUIDED_FACTORS and k in self.verifier.cfg.factors}
                   if self.verifier is not None and cfg.verifier_guidance else {})
         if wanted:
@@ -454,8 +480,24 @@ class Pipeline:
                     **({"cache_threshold": cache_threshold} if cache_threshold else {}),
                     **({"autoguidance": cfg.autoguidance} if self.guide is not None and cfg.autoguidance != 1 else {}),
                     **({"verifier_guidance": cfg.verifier_guidance} if wanted else {}),
+                    **({"layout_guidance": layout_guidance} if bias is not None else {}),
                     "guidance": guidance, "sampler": sampler, "seconds": seconds, "fps": fps, "model": cfg.name}
         return video, settings
+
+    def _layout_bias(self, prompt: str, named: dict[str, str], seed: int, latent_frames: int, width: int,
+                     height: int, length: int, strength: float) -> torch.Tensor | None:
+        """(1, N, L) cross-attention bias along the planned path of the prompt's one object, or None
+        (a prompt that names no single object with a shape)."""
+        if "shape" not in named:
+            return None
+        object_spans, scene_spans = object_and_scene_spans(prompt)
+        if not object_spans:
+            return None
+        tokenizer = self.text_encoder.tokenizer
+        cells = plan_cells(named, seed, latent_frames, width, height, self.config.fps, self.transformer.cfg.patch,
+                           self.autoencoder.cfg.time_down, self.autoencoder.cfg.space_down)
+        return layout_bias(cells, token_positions(tokenizer, prompt, object_spans, length),
+                           token_positions(tokenizer, prompt, scene_spans, length), strength)[None]
 
     def _deliver(self, video: torch.Tensor, source_fps: float, fps: float, seconds: float,
                  size: tuple[int, int] | None, settings: dict) -> VideoOutput:

@@ -27,18 +27,20 @@ def prompt_sets(per_set: int, seed: int = 0) -> dict[str, list[tuple[ClipFactors
 
 
 def evaluate(pipe, per_set: int = 24, steps=None, guidance=None, sampler=None, seed: int = 0,
-             sets: tuple[str, ...] = SETS, cache_threshold: float = 0.0, rewrite_prompt: bool = True) -> dict:
+             sets: tuple[str, ...] = SETS, cache_threshold: float = 0.0, rewrite_prompt: bool = True,
+             layout_guidance: float | None = None) -> dict:
     prompts = prompt_sets(per_set, seed)
     results = {"settings": {"per_set": per_set, "steps": steps or pipe.config.steps,
                             "guidance": guidance or pipe.config.guidance, "sampler": sampler or pipe.config.sampler,
                             "model": pipe.config.name, "seed": seed, "cache_threshold": cache_threshold,
-                            "rewrite_prompt": rewrite_prompt}}
+                            "rewrite_prompt": rewrite_prompt,
+                            "layout_guidance": pipe.config.layout_guidance if layout_guidance is None else layout_guidance}}
     started = time.time()
     for name in sets:
         hits, counts, consistency, clips = defaultdict(int), defaultdict(int), [], []
         for i, (factors, prompt) in enumerate(prompts[name]):
             video = pipe(prompt, seed=seed * 100_000 + i, steps=steps, guidance=guidance, sampler=sampler,
-                         cache_threshold=cache_threshold, rewrite_prompt=rewrite_prompt)
+                         cache_threshold=cache_threshold, rewrite_prompt=rewrite_prompt, layout_guidance=layout_guidance)
             analysis, judged = judge(video.frames, video.fps, factors)
             for factor, ok in judged.items():
                 hits[factor] += ok

@@ -167,12 +167,15 @@ class CrossAttention(nn.Module):
         self.q, self.kv, self.out = nn.Linear(dim, dim), nn.Linear(text_dim, 2 * dim), nn.Linear(dim, dim)
         self.q_norm, self.k_norm = nn.RMSNorm(dim // heads), nn.RMSNorm(dim // heads)
 
-    def forward(self, x, text, text_mask):
+    def forward(self, x, text, text_mask, text_bias=None):
         b, n, d = x.shape
         hs = d // self.heads
         q = self.q_norm(self.q(x).view(b, n, self.heads, hs).transpose(1, 2))  # (B, nh, N, hs)
         k, v = self.kv(text).view(b, text.shape[1], 2, self.heads, hs).permute(2, 0, 3, 1, 4)  # (B, nh, L, hs)
-        y = F.scaled_dot_product_attention(q, self.k_norm(k), v, attn_mask=text_mask[:, None, None, :])
+        mask = text_mask[:, None, None, :]  # (B, 1, 1, L)
+        if text_bias is not None:  # (B, N, L) added to the attention logits (flow/layout.py)
+            mask = torch.zeros(mask.shape, dtype=q.dtype).masked_fill(~mask, float("-inf")) + text_bias[:, None].to(q.dtype)
+        y = F.scaled_dot_product_attention(q, self.k_norm(k), v, attn_mask=mask)
         return self.out(y.transpose(1, 2).reshape(b, n, d))
 
 
@@ -189,13 +192,13 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
         self.modulation = nn.Parameter(torch.randn(6, d) / d**0.5)
 
-    def forward(self, hidden_states, t_mod, text, text_mask, freqs):
+    def forward(self, hidden_states, t_mod, text, text_mask, freqs, text_bias=None):
         # `hidden_states`: the name diffusers' caching hooks look the tokens up by.
         x = hidden_states  # (B, N, d)
         # t_mod (B, 1 or N, 6, d): one noise level per clip, or one per token (per latent frame)
         shift1, scale1, gate1, shift2, scale2, gate2 = (self.modulation + t_mod).unbind(2)  # (B, 1 or N, d) each
         x = x + gate1 * self.attn(self.norm1(x) * (1 + scale1) + shift1, freqs)
-        x = x + self.cross(self.norm_cross(x), text, text_mask)
+        x = x + self.cross(self.norm_cross(x), text, text_mask, text_bias)
         return x + gate2 * self.mlp(self.norm2(x) * (1 + scale2) + shift2)
 
 
@@ -272,11 +275,12 @@ class VideoTransformer(nn.Module, CacheMixin):
 
     def forward(self, latents: torch.Tensor, t: torch.Tensor, text_tokens: torch.Tensor,
                 text_mask: torch.Tensor, text_pooled: torch.Tensor,
-                self_cond: torch.Tensor | None = None) -> torch.Tensor:
+                self_cond: torch.Tensor | None = None, text_bias: torch.Tensor | None = None) -> torch.Tensor:
         """latents (B, C, T, H, W), t in [0, 1] shaped (B,) or per latent frame (B, T) (diffusion
         forcing: clean frames condition noisy ones), text_tokens (B, L, 384), text_mask (B, L),
         text_pooled (B, 384), self_cond: the previous clean-clip estimate (B, C, T, H, W), for a
-        self-conditioned model only (None: zeros) -> velocity (B, C, T, H, W)."""
+        self-conditioned model only (None: zeros), text_bias: added to each token's cross-attention
+        logits (B, N, L), N in patch order (layout guidance, flow/layout.py) -> velocity (B, C, T, H, W)."""
         if self.cfg.self_condition:
             x, grid = self.patchify(torch.cat([latents, torch.zeros_like(latents) if self_cond is None else self_cond], 1))
         elif self_cond is not None:
@@ -301,7 +305,7 @@ class VideoTransformer(nn.Module, CacheMixin):
         t_mod = self.t_modulation(cond).view(b, t.shape[1], 6, self.cfg.dim)  # (B, 1 or N, 6, d)
         text = self.text_proj(text_tokens)  # (B, L, d)
         for block in self.blocks:
-            x = block(x, t_mod, text, text_mask, freqs)
+            x = block(x, t_mod, text, text_mask, freqs, text_bias)
         shift, scale = (self.out_modulation[:, None] + cond[:, None]).unbind(1)  # (B, 1 or N, d) each
         x = self.norm_out(x) * (1 + scale) + shift
         out = self.unpatchify(self.proj_out(x), grid)

@@ -17,17 +17,18 @@ REACH = 1.4  # an object's extent in radii: stars and triangles poke out of thei
 
 
 def latent_object_mask(factors: ClipFactors, start: float, width: int, height: int, fps: float,
-                       latent_frames: int, time_down: int = 4, space_down: int = 4) -> torch.Tensor:
+                       latent_frames: int, time_down: int = 4, space_down: int = 4,
+                       margin_cells: float = 1.5) -> torch.Tensor:
     """(t, h, w) bool: latent cells any object touches in any of the frames that cell encodes.
 
     The autoencoder is causal: latent frame 0 holds pixel frame 0, latent frame k frames 4k-3 .. 4k.
-    Cells one step beyond the object count too, for the decoder's receptive field."""
+    Cells `margin_cells` beyond the object count too, for the decoder's receptive field."""
     num_frames = 1 + (latent_frames - 1) * time_down
     unit = min(width, height)
     h, w = height // space_down, width // space_down
     cell_y = (np.arange(h) + 0.5) * space_down / unit - height / (2 * unit)  # cell centres in units
     cell_x = (np.arange(w) + 0.5) * space_down / unit - width / (2 * unit)
-    margin = 1.5 * space_down / unit
+    margin = margin_cells * space_down / unit
     touched = np.zeros((num_frames, h, w), bool)
     for x, y, radius, _ in object_tracks(factors, start + frame_times(num_frames, fps), width, height):
         dist = np.hypot(cell_x[None, None, :] - x[:, None, None], cell_y[None, :, None] - y[:, None, None])

@@ -1,0 +1,92 @@
+"""Layout guidance: the prompt's object is steered along a planned path by biasing cross-attention.
+
+A prompt says what moves and how; the world's motion laws (world/render.py) say where such an
+object is in each frame. The plan is drawn from them, as LLM-grounded video diffusion (Lian et al.
+2023) plans boxes with a language model, and it reaches the transformer as a bias on its
+cross-attention logits (Peekaboo, Jain et al. 2024; TrailBlazer, Ma et al. 2023): tokens inside the
+planned path attend more to the words that name the object and less to the scene's, tokens outside
+it less to the object's words. Nothing is drawn into the latents; the transformer still paints
+the object, its shape and its colour. Only at high noise, where the layout is decided.
+"""
+from __future__ import annotations
+
+import re
+
+import torch
+import torch.nn.functional as F
+
+from ..training.masks import latent_object_mask
+from ..world.captions import GRAMMAR
+from ..world.factors import COLORS, ClipFactors, ObjectFactors
+
+SIZE_WORDS = frozenset(w for phrases in GRAMMAR["size"].values() for p in phrases for w in p.split())
+
+
+def _phrase_spans(prompt: str, phrases) -> list[tuple[int, int]]:
+    """Character spans of whole-word occurrences of any phrase, longest phrases first, no overlaps."""
+    spans: list[tuple[int, int]] = []
+    for phrase in sorted({p for p in phrases if p}, key=len, reverse=True):
+        for m in re.finditer(rf"(?<![a-z-]){re.escape(phrase)}(?![a-z-])", prompt):
+            if all(m.end() <= a or m.start() >= b for a, b in spans):
+                spans.append((m.start(), m.end()))
+    return sorted(spans)
+
+
+def object_and_scene_spans(prompt: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Character spans of the words naming the one object (its colour, size and shape words) and of
+    the phrase naming the background, in a prompt in the grammar's words (a rewritten prompt)."""
+    text = prompt.lower()
+    shapes = _phrase_spans(text, [p for phrases in GRAMMAR["shape"].values() for p in phrases])
+    if len(shapes) != 1:
+        return [], []  # no object, or two: which words go where is not this module's to guess
+    start, end = shapes[0]
+    # The words just before the shape that belong to its noun phrase: "a large red ball".
+    for m in reversed(list(re.finditer(r"[a-z-]+", text[:start]))):
+        if m.group() not in COLORS and m.group() not in SIZE_WORDS:
+            break
+        start = m.start()
+    backgrounds = [t.format(c=c) for t in GRAMMAR["plain"] for c in COLORS] + [t.format(c="gray") for t in GRAMMAR["plain"]]
+    scenes = [p for phrases in GRAMMAR["scene"].values() for p in phrases]
+    return [(start, end)], _phrase_spans(text, backgrounds + scenes)
+
+
+def token_positions(tokenizer, prompt: str, spans: list[tuple[int, int]], length: int) -> torch.Tensor:
+    """(L,) bool: the text tokens (of `length`, padded) whose characters fall in any span."""
+    offsets = tokenizer(prompt, return_offsets_mapping=True, truncation=True, max_length=length)["offset_mapping"]
+    chosen = torch.zeros(length, dtype=torch.bool)
+    for i, (a, b) in enumerate(offsets):
+        if b > a and any(a >= s and b <= e for s, e in spans):
+            chosen[i] = True
+    return chosen
+
+
+def plan_cells(named: dict[str, str], seed: int, latent_frames: int, width: int, height: int, fps: float,
+               patch: tuple[int, int, int], time_down: int = 4, space_down: int = 4) -> torch.Tensor:
+    """(N,) in [0, 1]: the share of each transformer token (in patch order) that the planned object
+    covers, for one object with the prompt's shape, size, motion and speed (medium, still and slow
+    where it names none) placed as the world would place it for this seed."""
+    obj = ObjectFactors(shape=named.get("shape", "circle"), color="red", size=named.get("size", "medium"),
+                        motion=named.get("motion", "static"), speed=named.get("speed", "slow"))
+    factors = ClipFactors(objects=(obj,), background="black", seed=seed)
+    cells = latent_object_mask(factors, 0.0, width, height, fps, latent_frames, time_down, space_down,
+                               margin_cells=0.5).float()
+    _, ph, pw = patch
+    tokens = F.avg_pool2d(cells[:, None], (ph, pw))[:, 0]  # (t, h / ph, w / pw)
+    return tokens.flatten()
+
+
+def layout_bias(cells: torch.Tensor, object_tokens: torch.Tensor, scene_tokens: torch.Tensor,
+                strength: float) -> torch.Tensor:
+    """(N, L) cross-attention logit bias: +strength on the object's words where the plan covers a
+    token fully, -strength where it does not touch it, and -strength x coverage on the scene's words."""
+    covered = (2 * cells).clamp(max=1)[:, None]  # (N, 1): half a token covered counts as inside
+    bias = strength * (2 * covered - 1) * object_tokens[None].float()
+    return bias - strength * covered * scene_tokens[None].float()
+
+
+def layout_guided(velocity_with_bias, velocity_without, interval: tuple[float, float]):
+    """velocity(latents, t): the layout-biased one at noise levels in `interval`, the plain one elsewhere."""
+    def forward(latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        inside = interval[0] <= float(t.max()) <= interval[1]
+        return (velocity_with_bias if inside else velocity_without)(latents, t)
+    return forward

@@ -1,0 +1,101 @@
+import dataclasses
+
+import pytest
+import torch
+
+from reelforge.flow.layout import layout_bias, object_and_scene_spans, plan_cells, token_positions
+from reelforge.models.transformer import TransformerConfig, VideoTransformer
+
+
+def _centre_x(cells: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+    """The planned object's mean token column per latent frame."""
+    cells = cells.view(grid)
+    cols = torch.arange(grid[2]).float()
+    return (cells.sum(1) * cols).sum(1) / cells.sum((1, 2))
+
+
+def test_planned_path_moves_the_way_the_prompt_says():
+    grid = (9, 4, 4)
+    left = _centre_x(plan_cells({"shape": "circle", "motion": "left"}, 0, 9, 64, 64, 8.0, (1, 4, 4)), grid)
+    right = _centre_x(plan_cells({"shape": "circle", "motion": "right"}, 0, 9, 64, 64, 8.0, (1, 4, 4)), grid)
+    still = _centre_x(plan_cells({"shape": "circle", "motion": "static"}, 0, 9, 64, 64, 8.0, (1, 4, 4)), grid)
+    assert left[-1] < left[0] - 0.5 and right[-1] > right[0] + 0.5
+    assert (still - still[0]).abs().max() < 1e-6
+
+
+def test_planned_path_covers_one_object_and_fits_every_bucket():
+    for width, height in ((64, 64), (112, 64), (64, 112)):
+        cells = plan_cells({"shape": "square", "motion": "orbit", "size": "large"}, 3, 9, width, height, 8.0, (1, 4, 4))
+        assert cells.shape == (9 * (height // 16) * (width // 16),)
+        per_frame = cells.view(9, -1).sum(1)
+        assert ((per_frame > 0.5) & (per_frame < cells.numel() / 9 / 2)).all()  # an object's sweep, not the frame
+
+
+def test_object_words_and_scene_phrase_are_found_in_a_grammar_caption():
+    prompt = "a large red ball rolls left on a blue background"
+    objects, scenes = object_and_scene_spans(prompt)
+    assert [prompt[a:b] for a, b in objects] == ["large red ball"]
+    assert [prompt[a:b] for a, b in scenes] == ["on a blue background"]
+    assert object_and_scene_spans("a red ball moves left while a blue box falls") == ([], [])
+
+
+def test_token_positions_pick_the_words_tokens(text_encoder):
+    prompt = "a red five-pointed star spins at sunset"
+    objects, scenes = object_and_scene_spans(prompt)
+    tokenizer = text_encoder.tokenizer
+    length = len(tokenizer(prompt)["input_ids"])
+    chosen = token_positions(tokenizer, prompt, objects, length)
+    ids = tokenizer(prompt)["input_ids"]
+    assert tokenizer.decode([i for i, c in zip(ids, chosen) if c]) == "red five - pointed star"
+    assert tokenizer.decode([i for i, c in zip(ids, token_positions(tokenizer, prompt, scenes, length)) if c]) == "at sunset"
+
+
+def test_bias_favours_object_words_on_the_path_and_keeps_them_off_it():
+    cells = torch.tensor([0.0, 0.25, 1.0])
+    objects = torch.tensor([False, True, False])
+    scenes = torch.tensor([False, False, True])
+    bias = layout_bias(cells, objects, scenes, 3.0)
+    assert bias[0, 1] == -3.0 and bias[2, 1] == 3.0 and bias[1, 1] == 0.0
+    assert bias[0, 2] == 0.0 and bias[2, 2] == -3.0
+    assert (bias[:, 0] == 0).all()
+
+
+def test_transformer_with_a_zero_bias_is_unchanged_and_a_bias_reaches_the_output():
+    torch.manual_seed(0)
+    cfg = TransformerConfig(in_channels=4, dim=32, depth=1, heads=2, rope_split=(4, 6, 6))
+    model = VideoTransformer(cfg)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    latents, t = torch.randn(1, 4, 2, 8, 8), torch.tensor([0.7])
+    text, mask = torch.randn(1, 5, 384), torch.ones(1, 5, dtype=torch.bool)
+    pooled = torch.randn(1, 384)
+    plain = model(latents, t, text, mask, pooled)
+    zero = model(latents, t, text, mask, pooled, text_bias=torch.zeros(1, 8, 5))
+    assert torch.allclose(plain, zero, atol=1e-5)
+    bias = torch.zeros(1, 8, 5)
+    bias[:, :4, 1] = -20.0
+    moved = model(latents, t, text, mask, pooled, text_bias=bias)
+    changed = (moved - plain).abs().amax((0, 1, 2))  # (8, 8) latent cells
+    assert changed.max() > 1e-3
+
+
+def test_pipeline_with_layout_guidance_records_it_and_changes_the_clip(tiny_pipeline):
+    prompt = "a red ball moves left on a blue background"
+    plain = tiny_pipeline(prompt, seconds=1.0, seed=3)
+    before = tiny_pipeline.config
+    tiny_pipeline.config = dataclasses.replace(before, layout_guidance=4.0)
+    try:
+        guided = tiny_pipeline(prompt, seconds=1.0, seed=3)
+        two = tiny_pipeline("a red ball moves left while a blue box falls on a gray background", seconds=1.0, seed=3)
+    finally:
+        tiny_pipeline.config = before
+    assert guided.settings["layout_guidance"] == 4.0 and "layout_guidance" not in plain.settings
+    assert (guided.frames.astype(int) - plain.frames).__abs__().max() > 0
+    assert "layout_guidance" not in two.settings  # two objects: no single path to plan
+
+
+@pytest.mark.parametrize("value", [-1.0, 25.0])
+def test_layout_guidance_out_of_range_is_refused(value):
+    from reelforge.pipeline import PipelineConfig
+    with pytest.raises(ValueError, match="layout_guidance"):
+        PipelineConfig(layout_guidance=value)
