@@ -2,10 +2,11 @@
 
 Each configuration runs in a fresh subprocess so that peak RSS belongs to it alone.
 
-    python benchmarks/generate_speed.py [--runs 3] [--threads 2] [--configs default,no-autoguidance,no-verifier,12]
+    python benchmarks/generate_speed.py [--runs 3] [--threads 2] [--configs default,no-autoguidance,no-verifier,no-layout,12]
 
 A configuration is "default" (the shipped settings), "no-autoguidance" (the same without the guide
-model's passes), "no-verifier" (without verifier guidance) or a number of sampling steps.
+model's passes), "no-verifier" (without verifier guidance), "no-layout" (without layout guidance) or
+a number of sampling steps.
 """
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ if config == "no-autoguidance":
     pipe.config = replace(pipe.config, autoguidance=1.0)
 if config == "no-verifier":
     pipe.config = replace(pipe.config, verifier_guidance=0.0)
+if config == "no-layout":
+    pipe.config = replace(pipe.config, layout_guidance=0.0)
 load_s = time.perf_counter() - t0
 prompts = ["a red ball rolls left across a blue floor", "a small yellow star spins on a purple background",
            "a green box bounces at sunset"]
@@ -56,13 +59,14 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--configs", default="default,no-autoguidance,no-verifier,12")
+    p.add_argument("--configs", default="default,no-autoguidance,no-verifier,no-layout,12")
     args = p.parse_args()
     rows, results = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for config in args.configs.split(","):
-            if config not in ("default", "no-autoguidance", "no-verifier") and not config.isdigit():
-                p.error(f"unknown configuration {config!r}; use default, no-autoguidance, no-verifier or a number of steps")
+            if config not in ("default", "no-autoguidance", "no-verifier", "no-layout") and not config.isdigit():
+                p.error(f"unknown configuration {config!r}; use default, no-autoguidance, no-verifier, no-layout "
+                        "or a number of steps")
             out = subprocess.run([sys.executable, "-c", CHILD, str(args.threads), config, str(args.runs),
                                   str(Path(tmp) / "clip.mp4")], capture_output=True, text=True, check=True)
             r = json.loads(out.stdout.strip().splitlines()[-1])

@@ -37,6 +37,10 @@ def test_object_words_and_scene_phrase_are_found_in_a_grammar_caption():
     assert [prompt[a:b] for a, b in objects] == ["large red ball"]
     assert [prompt[a:b] for a, b in scenes] == ["on a blue background"]
     assert object_and_scene_spans("a red ball moves left while a blue box falls") == ([], [])
+    # A noun the grammar lacks: the words up to the one after the first colour outside the scene.
+    prompt = "on a white background, a small green tile moves left"
+    objects, scenes = object_and_scene_spans(prompt)
+    assert [prompt[a:b] for a, b in objects + scenes] == ["small green tile", "on a white background"]
 
 
 def test_token_positions_pick_the_words_tokens(text_encoder):
@@ -87,11 +91,48 @@ def test_pipeline_with_layout_guidance_records_it_and_changes_the_clip(tiny_pipe
     try:
         guided = tiny_pipeline(prompt, seconds=1.0, seed=3)
         two = tiny_pipeline("a red ball moves left while a blue box falls on a gray background", seconds=1.0, seed=3)
+        unmoved = tiny_pipeline("a red ball on a blue background", seconds=1.0, seed=3)
+        off = tiny_pipeline(prompt, seconds=1.0, seed=3, layout_guidance=0.0)
     finally:
         tiny_pipeline.config = before
     assert guided.settings["layout_guidance"] == 4.0 and "layout_guidance" not in plain.settings
     assert (guided.frames.astype(int) - plain.frames).__abs__().max() > 0
+    assert (off.frames == plain.frames).all() and "layout_guidance" not in off.settings
     assert "layout_guidance" not in two.settings  # two objects: no single path to plan
+    assert "layout_guidance" not in unmoved.settings  # no motion named: a planned path would hold it still
+
+
+def test_layout_guidance_outside_its_range_is_a_clear_input_error(tiny_pipeline):
+    from reelforge.pipeline import InputError
+    with pytest.raises(InputError, match="layout guidance must be between 0"):
+        tiny_pipeline("a red ball moves left", seconds=1.0, layout_guidance=-1.0)
+
+
+def test_a_long_clip_continues_its_first_windows_planned_path(tiny_pipeline, monkeypatch):
+    import reelforge.pipeline as pipeline_module
+    from reelforge.long import Shot, generate_long
+    starts = []
+    plan = pipeline_module.plan_cells
+
+    def recording(*args, **kwargs):
+        starts.append(round(args[-1] if len(args) > 9 else kwargs.get("start", 0.0), 3))
+        return plan(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "plan_cells", recording)
+    before = tiny_pipeline.config
+    tiny_pipeline.config = dataclasses.replace(before, layout_guidance=2.0)
+    try:
+        generate_long(tiny_pipeline, [Shot(0.0, "a red ball moves left on a blue background")], 7.0, seed=1, window=4.0)
+        first_plan = list(starts)
+        starts.clear()
+        generate_long(tiny_pipeline, [Shot(0.0, "a red ball moves left"), Shot(3.5, "the red ball bounces")], 7.0,
+                      seed=1, window=4.0)
+    finally:
+        tiny_pipeline.config = before
+    # Windows of 4 s: the second holds the first's last 5 frames (1 + 4k for the causal autoencoder,
+    # from 3.375 s) and its path goes on from there, not from the start.
+    assert first_plan == [0.0, 3.375]
+    assert len(starts) == 1  # a storyboard's next shot plans no path
 
 
 @pytest.mark.parametrize("value", [-1.0, 25.0])

@@ -94,8 +94,11 @@ def generate_long(pipe: Pipeline, shots: list[Shot], seconds: float, fps: float 
         on_window(1, len(plan))
     for k, (start, new) in enumerate(plan[1:], start=1):
         boundaries.append(len(video.frames))
-        video = pipe.extend(video.frames, native_fps, prompt_at(shots, start), seconds=new,
-                            seed=base_seed + k, **common)
+        prompt = prompt_at(shots, start)
+        # The first window's planned path goes on while its prompt does; a storyboard's next shot plans
+        # nothing (its path would start elsewhere than the object is).
+        video = pipe.extend(video.frames, native_fps, prompt, seconds=new, seed=base_seed + k,
+                            layout_seed=base_seed if prompt == shots[0].prompt else None, **common)
         if on_window:
             on_window(k + 1, len(plan))
     delivery = Delivery(video.frames, native_fps, fps, seconds, size or bucket, pipe.enhancers)

@@ -357,13 +357,15 @@ class Pipeline:
                guidance: float | None = None, sampler: str | None = None,
                on_step: Callable[[int, float, torch.Tensor], bool | None] | None = None,
                cache_threshold: float = 0.0, rewrite_prompt: bool = True,
-               layout_guidance: float | None = None) -> VideoOutput:
+               layout_guidance: float | None = None, layout_seed: int | None = None) -> VideoOutput:
         """Continue `frames` (T, H, W, 3) uint8 at `fps` by `seconds`: the returned video is the
         original followed by the continuation, at the original's size and frame rate.
 
         The last second of the original, encoded by the causal autoencoder, is held fixed while
-        the rest is denoised (temporal inpainting), so the continuation starts where it ended. No
-        path is planned for it (`layout_guidance` is accepted and unused): the held frames set it."""
+        the rest is denoised (temporal inpainting), so the continuation starts where it ended.
+        `layout_seed`: the seed whose planned path `frames` followed from their first frame (a long
+        clip's first window); the continuation is steered along the rest of it. None: a video whose
+        path nobody planned, continued without layout guidance."""
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
             raise InputError("a video to extend must be frames shaped (T, H, W, 3)")
@@ -374,9 +376,10 @@ class Pipeline:
                       context / fps)  # (3, T, H, W) uint8
         keep = 1 + 4 * ((tail.shape[1] - 1) // 4)  # the causal autoencoder takes 1 + 4k frames
         prefix = self._frames_to_model(tail[:, -keep:].permute(1, 2, 3, 0).numpy(), self.config.fps, bucket)
+        plan = None if layout_seed is None else (layout_seed, len(frames) / fps - keep / self.config.fps)
         video, settings = self._generate(prompt, negative_prompt, seconds + keep / self.config.fps, fps, size,
                                          seed, steps, guidance, sampler, prefix, on_step, cache_threshold,
-                                         rewrite_prompt)
+                                         rewrite_prompt, layout_guidance, plan)
         if fps == self.config.fps and keep <= len(frames):
             # Overlapping windows: the new decode redraws the held frames too; fade the original
             # into that redraw over them, so the join falls inside one decode and shows no jump.
@@ -400,8 +403,11 @@ class Pipeline:
 
     def _generate(self, prompt, negative_prompt, seconds, fps, size, seed, steps, guidance, sampler,
                   prefix: torch.Tensor | None, on_step, cache_threshold: float = 0.0,
-                  rewrite_prompt: bool = True, layout_guidance: float | None = None) -> tuple[torch.Tensor, dict]:
-        """Video (3, T, H, W) in [-1, 1] at the model's frame rate and bucket size, and its settings."""
+                  rewrite_prompt: bool = True, layout_guidance: float | None = None,
+                  layout_plan: tuple[int, float] | None = None) -> tuple[torch.Tensor, dict]:
+        """Video (3, T, H, W) in [-1, 1] at the model's frame rate and bucket size, and its settings.
+        `layout_plan`: (seed, start in seconds) of the path a clip with a prefix continues; a clip
+        without one follows its own seed's path from the start."""
         cfg = self.config
         steps = cfg.steps if steps is None else steps
         guidance = cfg.guidance if guidance is None else guidance
@@ -437,9 +443,11 @@ class Pipeline:
 
         model_velocity = guided(text_kwargs)
         named = named_factors(revised)
-        # A path is planned from the clip's start; a clip that continues known frames keeps its own.
-        bias = (self._layout_bias(revised, named, seed, latent_frames, width, height, text.tokens.shape[1],
-                                  layout_guidance) if prefix is None and layout_guidance else None)
+        # A fresh clip follows its seed's path from the start; one that continues known frames (a start
+        # image, an extension) only the path it was told to continue.
+        plan = (seed, 0.0) if prefix is None else layout_plan
+        bias = (self._layout_bias(revised, named, plan, latent_frames, width, height, text.tokens.shape[1],
+                                  layout_guidance) if plan is not None and layout_guidance else None)
         if bias is not None:
             rows = torch.cat([torch.zeros_like(bias), bias]) if len(prompts) == 2 else bias  # (B, N, L)
             model_velocity = layout_guided(guided({**text_kwargs, "text_bias": rows}), model_velocity,
@@ -484,18 +492,19 @@ class Pipeline:
                     "guidance": guidance, "sampler": sampler, "seconds": seconds, "fps": fps, "model": cfg.name}
         return video, settings
 
-    def _layout_bias(self, prompt: str, named: dict[str, str], seed: int, latent_frames: int, width: int,
+    def _layout_bias(self, prompt: str, named: dict[str, str], plan: tuple[int, float], latent_frames: int, width: int,
                      height: int, length: int, strength: float) -> torch.Tensor | None:
         """(1, N, L) cross-attention bias along the planned path of the prompt's one object, or None
-        (a prompt that names no single object with a shape)."""
-        if "shape" not in named:
+        (a prompt that names no motion, or no single object: an unplanned path would hold it still)."""
+        if "motion" not in named:
             return None
         object_spans, scene_spans = object_and_scene_spans(prompt)
         if not object_spans:
             return None
         tokenizer = self.text_encoder.tokenizer
+        seed, start = plan
         cells = plan_cells(named, seed, latent_frames, width, height, self.config.fps, self.transformer.cfg.patch,
-                           self.autoencoder.cfg.time_down, self.autoencoder.cfg.space_down)
+                           self.autoencoder.cfg.time_down, self.autoencoder.cfg.space_down, start)
         return layout_bias(cells, token_positions(tokenizer, prompt, object_spans, length),
                            token_positions(tokenizer, prompt, scene_spans, length), strength)[None]
 

@@ -34,20 +34,30 @@ def _phrase_spans(prompt: str, phrases) -> list[tuple[int, int]]:
 
 def object_and_scene_spans(prompt: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """Character spans of the words naming the one object (its colour, size and shape words) and of
-    the phrase naming the background, in a prompt in the grammar's words (a rewritten prompt)."""
+    the phrase naming the background, in a prompt in the grammar's words (a rewritten prompt). A
+    shape the grammar does not name is the word right after the first colour ("a small green tile")."""
     text = prompt.lower()
+    backgrounds = [t.format(c=c) for t in GRAMMAR["plain"] for c in (*COLORS, "gray")]
+    scenes = _phrase_spans(text, backgrounds + [p for phrases in GRAMMAR["scene"].values() for p in phrases])
     shapes = _phrase_spans(text, [p for phrases in GRAMMAR["shape"].values() for p in phrases])
-    if len(shapes) != 1:
-        return [], []  # no object, or two: which words go where is not this module's to guess
+    if len(shapes) > 1:
+        return [], []  # two objects: which words go where is not this module's to guess
+    if not shapes:  # a noun the grammar lacks ("a green tile"): the word after the object's colour
+        colour = [m for m in re.finditer(r"[a-z-]+", text)
+                  if m.group() in COLORS and all(m.end() <= a or m.start() >= b for a, b in scenes)]
+        # The first colour outside the scene's phrase: an object's noun phrase comes before a
+        # background written as a clause ("a green tile ... with a plain white wall behind it").
+        noun = re.match(r"\s+[a-z-]+", text[colour[0].end():]) if colour else None
+        if noun is None:
+            return [], []
+        shapes = [(colour[0].end() + noun.start(), colour[0].end() + noun.end())]
     start, end = shapes[0]
     # The words just before the shape that belong to its noun phrase: "a large red ball".
     for m in reversed(list(re.finditer(r"[a-z-]+", text[:start]))):
         if m.group() not in COLORS and m.group() not in SIZE_WORDS:
             break
         start = m.start()
-    backgrounds = [t.format(c=c) for t in GRAMMAR["plain"] for c in COLORS] + [t.format(c="gray") for t in GRAMMAR["plain"]]
-    scenes = [p for phrases in GRAMMAR["scene"].values() for p in phrases]
-    return [(start, end)], _phrase_spans(text, backgrounds + scenes)
+    return [(start, end)], scenes
 
 
 def token_positions(tokenizer, prompt: str, spans: list[tuple[int, int]], length: int) -> torch.Tensor:
@@ -61,14 +71,16 @@ def token_positions(tokenizer, prompt: str, spans: list[tuple[int, int]], length
 
 
 def plan_cells(named: dict[str, str], seed: int, latent_frames: int, width: int, height: int, fps: float,
-               patch: tuple[int, int, int], time_down: int = 4, space_down: int = 4) -> torch.Tensor:
+               patch: tuple[int, int, int], time_down: int = 4, space_down: int = 4,
+               start: float = 0.0) -> torch.Tensor:
     """(N,) in [0, 1]: the share of each transformer token (in patch order) that the planned object
-    covers, for one object with the prompt's shape, size, motion and speed (medium, still and slow
-    where it names none) placed as the world would place it for this seed."""
+    covers, for one object with the prompt's motion and its shape, size and speed (a circle, medium and
+    slow where it names none) placed as the world would place it for this seed, from `start` seconds into
+    its path (a later window of a long clip continues the path of the first)."""
     obj = ObjectFactors(shape=named.get("shape", "circle"), color="red", size=named.get("size", "medium"),
-                        motion=named.get("motion", "static"), speed=named.get("speed", "slow"))
+                        motion=named["motion"], speed=named.get("speed", "slow"))
     factors = ClipFactors(objects=(obj,), background="black", seed=seed)
-    cells = latent_object_mask(factors, 0.0, width, height, fps, latent_frames, time_down, space_down,
+    cells = latent_object_mask(factors, start, width, height, fps, latent_frames, time_down, space_down,
                                margin_cells=0.5).float()
     _, ph, pw = patch
     tokens = F.avg_pool2d(cells[:, None], (ph, pw))[:, 0]  # (t, h / ph, w / pw)
