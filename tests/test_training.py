@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from reelforge.flow.objective import flow_loss
 from reelforge.models.transformer import TransformerConfig, VideoTransformer
 from reelforge.training.bank import build_bank, load_bank
-from reelforge.training.config import BankConfig, TransformerTrainConfig
+from reelforge.training.config import BankConfig, ConfigError, TransformerTrainConfig
 from reelforge.training.data import draw_clip
 from reelforge.training.loop import _param_groups, train_transformer
 from reelforge.training.masks import latent_object_mask, object_loss_weight
@@ -177,8 +177,8 @@ def test_stream_buffer_turns_over_and_keeps_every_bucket(tiny_model_dir):
         if not stream.poll():
             time.sleep(0.01)
     assert stream.filled == stream.capacity == [4, 4]  # full, and overwritten rather than grown
-    latents, masks, factors = stream.sample(random.Random(0), 3)
-    assert latents.shape[0] == masks.shape[0] == len(factors) == 3
+    latents, masks, factors, layout = stream.sample(random.Random(0), 3)
+    assert latents.shape[0] == masks.shape[0] == len(factors) == 3 and layout is None
     assert latents.shape[1:3] == (4, 3) and masks.dtype == torch.bool and masks.any()
 
 
@@ -394,3 +394,33 @@ def test_object_masks_follow_the_autoencoders_time_factor(tmp_path):
     for i in range(4):
         expected = latent_object_mask(ClipFactors.from_dict(factors[i]), starts[i], 64, 64, 8.0, 5, time_down=2)
         assert torch.equal(source.masks["64x64"][i, 0], expected)
+
+
+def test_training_with_layout_guidance_biases_object_words_where_the_clips_object_is(tiny_bank, tiny_model_dir,
+                                                                                    tmp_path, monkeypatch):
+    from reelforge.models.transformer import VideoTransformer
+    biases = []
+    forward = VideoTransformer.forward
+
+    def recording(self, *args, **kwargs):
+        biases.append(kwargs.get("text_bias"))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(VideoTransformer, "forward", recording)
+    model = json.loads((tiny_model_dir / "transformer.json").read_text())
+    cfg = TransformerTrainConfig(run_dir=str(tmp_path / "run"), bank=tiny_bank.run_dir, steps=3, batch_size=4, warmup=1,
+                                 checkpoint_every=3, log_every=1, model=model, text_dropout=0.0,
+                                 autoencoder=tiny_bank.autoencoder, layout_guidance=2.0, layout_prob=1.0)
+    lines = []
+    train_transformer(cfg, lines.append)
+    assert len(biases) == 3 and all(b is not None and b.shape[0] == 4 for b in biases)
+    for bias in biases:  # (B, N, L): each one-object caption's words on its object's path and off it
+        single = bias.abs().amax((1, 2)) > 0
+        assert single.any() and bias.max() == 2.0 and bias.min() == -2.0
+    losses = [float(line.split("loss ")[1].split()[0]) for line in lines if line.startswith("step ")]
+    assert len(losses) == 3 and all(np.isfinite(losses))
+
+
+def test_layout_guidance_in_training_needs_the_bank():
+    with pytest.raises(ConfigError, match="layout_guidance in training needs the bank"):
+        TransformerTrainConfig(data="stream", layout_guidance=2.0)

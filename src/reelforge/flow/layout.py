@@ -19,6 +19,7 @@ from ..training.masks import latent_object_mask
 from ..world.captions import GRAMMAR
 from ..world.factors import COLORS, ClipFactors, ObjectFactors
 
+PLAN_MARGIN_CELLS = 0.5  # latent cells around the object's reach that count as its path
 SIZE_WORDS = frozenset(w for phrases in GRAMMAR["size"].values() for p in phrases for w in p.split())
 
 
@@ -81,10 +82,29 @@ def plan_cells(named: dict[str, str], seed: int, latent_frames: int, width: int,
                         motion=named["motion"], speed=named.get("speed", "slow"))
     factors = ClipFactors(objects=(obj,), background="black", seed=seed)
     cells = latent_object_mask(factors, start, width, height, fps, latent_frames, time_down, space_down,
-                               margin_cells=0.5).float()
+                               margin_cells=PLAN_MARGIN_CELLS)
+    return token_cells(cells, patch)
+
+
+def token_cells(cells: torch.Tensor, patch: tuple[int, int, int]) -> torch.Tensor:
+    """Latent cells an object covers, (..., t, h, w) in [0, 1], as the share of each transformer
+    token (..., N) in patch order."""
     _, ph, pw = patch
-    tokens = F.avg_pool2d(cells[:, None], (ph, pw))[:, 0]  # (t, h / ph, w / pw)
-    return tokens.flatten()
+    *lead, t, h, w = cells.shape
+    tokens = F.avg_pool2d(cells.reshape(-1, 1, h, w).float(), (ph, pw))  # (prod(lead) * t, 1, h / ph, w / pw)
+    return tokens.reshape(*lead, -1)
+
+
+def caption_bias(tokenizer, captions: list[str], cells: torch.Tensor, length: int, strength: float) -> torch.Tensor:
+    """(B, N, L) layout bias for a training batch: each caption's object and scene words against
+    where its clip's object really is (cells (B, N)); zeros for a caption with no single object."""
+    rows = []
+    for text, row_cells in zip(captions, cells):
+        object_spans, scene_spans = object_and_scene_spans(text)
+        rows.append(layout_bias(row_cells, token_positions(tokenizer, text, object_spans, length),
+                                token_positions(tokenizer, text, scene_spans, length), strength)
+                    if object_spans else torch.zeros(len(row_cells), length))
+    return torch.stack(rows)
 
 
 def layout_bias(cells: torch.Tensor, object_tokens: torch.Tensor, scene_tokens: torch.Tensor,

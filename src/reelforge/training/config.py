@@ -106,7 +106,19 @@ class TransformerTrainConfig:
     max_start: float = 2.0
     model: dict = field(default_factory=dict)  # TransformerConfig overrides
 
+    # Layout guidance in training (flow/layout.py): on this share of the rows, the caption's object and
+    # scene words get the cross-attention bias that sampling gives them along a planned path, here
+    # along where the clip's object really is, at this strength; so the model learns to draw the
+    # object where the bias says. 0: off (bank data only).
+    layout_guidance: float = 0.0
+    layout_prob: float = 0.5
+
     def __post_init__(self):
+        if not 0 <= self.layout_prob <= 1 or self.layout_guidance < 0:
+            raise ConfigError(f"layout_prob must be in [0, 1] and layout_guidance >= 0, got "
+                              f"{self.layout_prob} and {self.layout_guidance}")
+        if self.layout_guidance and self.data != "bank":
+            raise ConfigError("layout_guidance in training needs the bank (data: 'bank')")
         if self.data not in ("bank", "stream"):
             raise ConfigError(f"data must be 'bank' or 'stream', not {self.data!r}")
         if self.verifier_weight < 0:

@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 from safetensors.torch import load_file
 
+from ..flow.layout import PLAN_MARGIN_CELLS, caption_bias, token_cells
 from ..flow.objective import clean_estimate, interpolate, sample_t, self_condition_input, velocity_loss
 from ..models.text_encoder import TextEncoder
 from ..models.transformer import TransformerConfig, VideoTransformer, resize_patch_weights
@@ -39,21 +40,27 @@ class BankLatents:
         self.weights = [len(buckets[n][1]) for n in self.names]
         log(f"bank: {', '.join(f'{n}: {w} clips' for n, w in zip(self.names, self.weights))}")
         self.buckets = buckets
+        ae = autoencoder_config(cfg.autoencoder)
         if cfg.object_weight:  # where the objects are depends on how many frames a latent frame holds
-            ae = autoencoder_config(cfg.autoencoder)
             self.masks = {n: bank_object_masks(*buckets[n], cfg.bank_fps, ae.time_down, ae.space_down)
                           for n in self.names}
         else:
             self.masks = {}
+        # Where each clip's object is, as sampling's planned path marks it (flow/layout.py).
+        self.layout = {n: bank_object_masks(*buckets[n], cfg.bank_fps, ae.time_down, ae.space_down,
+                                            PLAN_MARGIN_CELLS)[:, 0] for n in self.names} if cfg.layout_guidance else {}
         self.device = device
 
     def sample(self, rng: random.Random, batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None,
-                                                                  list[ClipFactors]]:
+                                                                  list[ClipFactors], torch.Tensor | None]:
+        """Latents (B, C, t, h, w), object masks (B, 1, t, h, w) or None, factors, and the objects'
+        latent cells (B, t, h, w) for layout guidance or None."""
         bucket = rng.choices(self.names, self.weights)[0]
         latents, factors, _ = self.buckets[bucket]
         idx = [rng.randrange(len(factors)) for _ in range(batch_size)]
         masks = self.masks[bucket][idx].to(self.device) if self.masks else None
-        return latents[idx].float().to(self.device), masks, [ClipFactors.from_dict(factors[i]) for i in idx]
+        layout = self.layout[bucket][idx] if self.layout else None
+        return latents[idx].float().to(self.device), masks, [ClipFactors.from_dict(factors[i]) for i in idx], layout
 
 
 def _source(cfg: TransformerTrainConfig, device: torch.device, log: Callable[[str], None]):
@@ -147,11 +154,12 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
     while step < total_steps:
         total_steps = budget(step, log)
         lr = set_lr(optimizer, cfg.lr, step, cfg.warmup, total_steps)
-        x0, masks, factors = source.sample(rng, cfg.batch_size)  # (B, C, t, h, w)
+        x0, masks, factors, layout = source.sample(rng, cfg.batch_size)  # (B, C, t, h, w)
         if rng.random() < 0.2:  # shorter clips too, always from the causal first latent frame
             frames = rng.randint(2, x0.shape[2] - 1)
             x0 = x0[:, :, :frames]
             masks = masks[:, :, :frames] if masks is not None else None
+            layout = layout[:, :frames] if layout is not None else None
         captions = ["" if rng.random() < cfg.text_dropout else caption(f, rng) for f in factors]
         labels = feedback_labels(factors, [bool(c) for c in captions]) if verifier is not None else None
         text = text_encoder(captions)
@@ -164,6 +172,10 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
                   if masks is not None and cfg.object_weight else None)
         noise = torch.randn(x0.shape, generator=noise_generator, device=device)
         cond = {"text_tokens": text.tokens, "text_mask": text.mask, "text_pooled": text.pooled}
+        if layout is not None:
+            chosen = [c if rng.random() < cfg.layout_prob else "" for c in captions]  # "": no bias on that row
+            cond["text_bias"] = caption_bias(text_encoder.tokenizer, chosen, token_cells(layout, model_cfg.patch),
+                                             text.tokens.shape[1], cfg.layout_guidance).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             if model_cfg.self_condition:  # half the rows see their own estimate, half zeros (a first step)
                 use = torch.rand(cfg.batch_size, generator=generator) < 0.5

@@ -38,11 +38,11 @@ def latent_object_mask(factors: ClipFactors, start: float, width: int, height: i
 
 
 def bank_object_masks(latents: torch.Tensor, factors: list[dict], starts: list[float], fps: float,
-                      time_down: int = 4, space_down: int = 4) -> torch.Tensor:
+                      time_down: int = 4, space_down: int = 4, margin_cells: float = 1.5) -> torch.Tensor:
     """(N, 1, t, h, w) bool masks for a bank bucket's latents (N, C, t, h, w)."""
     _, _, t, h, w = latents.shape
     masks = [latent_object_mask(ClipFactors.from_dict(f), s, w * space_down, h * space_down, fps, t, time_down,
-                                space_down) for f, s in zip(factors, starts)]
+                                space_down, margin_cells) for f, s in zip(factors, starts)]
     return torch.stack(masks)[:, None]
 
 

@@ -115,8 +115,9 @@ class LatentStream:
         while min(self.filled) < clips_per_bucket:
             self._add(self._queue.get())
 
-    def sample(self, rng: random.Random, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, list[ClipFactors]]:
-        """Latents (B, C, t, h, w) float, object masks (B, 1, t, h, w) and factors, from one bucket,
+    def sample(self, rng: random.Random, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, list[ClipFactors], None]:
+        """Latents (B, C, t, h, w) float, object masks (B, 1, t, h, w), factors and no layout cells
+        (BankLatents.sample's fourth), from one bucket,
         after taking in whatever the workers have rendered since the last batch."""
         self.poll()
         b = rng.choices(range(len(self.weights)), self.weights)[0]
@@ -124,4 +125,4 @@ class LatentStream:
         idx = [rng.randrange(held) for _ in range(batch_size)]
         index = torch.tensor(idx, device=self.device)
         factors = [ClipFactors.from_dict(self.factors[b][i]) for i in idx]
-        return self.latents[b][index].float(), self.masks[b][index][:, None], factors
+        return self.latents[b][index].float(), self.masks[b][index][:, None], factors, None  # no layout cells
