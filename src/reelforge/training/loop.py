@@ -40,7 +40,7 @@ class BankLatents:
         self.weights = [len(buckets[n][1]) for n in self.names]
         log(f"bank: {', '.join(f'{n}: {w} clips' for n, w in zip(self.names, self.weights))}")
         self.buckets = buckets
-        ae = autoencoder_config(cfg.autoencoder)
+        ae = autoencoder_config(cfg.autoencoder) if cfg.object_weight or cfg.layout_guidance else None
         if cfg.object_weight:  # where the objects are depends on how many frames a latent frame holds
             self.masks = {n: bank_object_masks(*buckets[n], cfg.bank_fps, ae.time_down, ae.space_down)
                           for n in self.names}
