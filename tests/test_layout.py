@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 import torch
 
-from reelforge.flow.layout import layout_bias, object_and_scene_spans, plan_cells, token_positions
+from reelforge.flow.layout import layout_bias, object_and_scene_spans, plan_cells, token_offsets, token_positions
 from reelforge.models.transformer import TransformerConfig, VideoTransformer
 
 
@@ -48,10 +48,11 @@ def test_token_positions_pick_the_words_tokens(text_encoder):
     objects, scenes = object_and_scene_spans(prompt)
     tokenizer = text_encoder.tokenizer
     length = len(tokenizer(prompt)["input_ids"])
-    chosen = token_positions(tokenizer, prompt, objects, length)
+    offsets = token_offsets(tokenizer, prompt, length)
+    chosen = token_positions(offsets, objects, length)
     ids = tokenizer(prompt)["input_ids"]
     assert tokenizer.decode([i for i, c in zip(ids, chosen) if c]) == "red five - pointed star"
-    assert tokenizer.decode([i for i, c in zip(ids, token_positions(tokenizer, prompt, scenes, length)) if c]) == "at sunset"
+    assert tokenizer.decode([i for i, c in zip(ids, token_positions(offsets, scenes, length)) if c]) == "at sunset"
 
 
 def test_bias_favours_object_words_on_the_path_and_keeps_them_off_it():

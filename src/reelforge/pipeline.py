@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from .delivery import Delivery, Enhancers, resize_video, retime
 from .flow.cache import first_block_cache
 from .flow.guidance import sampling_velocity, verifier_guided
-from .flow.layout import layout_bias, layout_guided, object_and_scene_spans, plan_cells, token_positions
+from .flow.layout import layout_guided, plan_cells, prompt_bias
 from .flow.objective import interpolate
 from .flow.samplers import SAMPLERS, denoise, make_scheduler
 from .models.autoencoder import AutoencoderConfig, VideoAutoencoder
@@ -40,6 +40,8 @@ MIN_FPS, MAX_FPS = 1, 60
 # and motion more than it gained speed (MODEL_CARD.md, "A verifier, and guidance by it").
 GUIDED_FACTORS = ("color", "shape", "motion", "background")
 MAX_LAYOUT_GUIDANCE = 20.0  # a logit bias of 20 already shuts the object's words out of the frame's other tokens
+# PipelineConfig's noise-level intervals: [lo, hi] pairs, checked and read from JSON alike.
+INTERVAL_FIELDS = ("guidance_interval", "autoguidance_interval", "verifier_guidance_interval", "layout_interval")
 MAX_PROMPT_CHARS = 32_000  # OpenAI's limit; the text encoder reads the first 48 tokens
 
 
@@ -91,7 +93,7 @@ class PipelineConfig:
     parts_from: str = ""
 
     def __post_init__(self):
-        for name in ("guidance_interval", "autoguidance_interval", "verifier_guidance_interval", "layout_interval"):
+        for name in INTERVAL_FIELDS:
             lo, hi = getattr(self, name)
             if not 0 <= lo < hi <= 1:
                 raise ValueError(f"{name} must be [lo, hi] with 0 <= lo < hi <= 1, got {[lo, hi]}")
@@ -116,7 +118,7 @@ class PipelineConfig:
             raise CheckpointError(f"unknown pipeline config keys: {sorted(unknown)}")
         if "buckets" in d:
             d = {**d, "buckets": tuple(tuple(b) for b in d["buckets"])}
-        for name in ("guidance_interval", "autoguidance_interval", "verifier_guidance_interval", "layout_interval"):
+        for name in INTERVAL_FIELDS:
             if name in d:
                 d = {**d, name: tuple(d[name])}
         try:
@@ -498,15 +500,11 @@ class Pipeline:
         (a prompt that names no motion, or no single object: an unplanned path would hold it still)."""
         if "motion" not in named:
             return None
-        object_spans, scene_spans = object_and_scene_spans(prompt)
-        if not object_spans:
-            return None
-        tokenizer = self.text_encoder.tokenizer
         seed, start = plan
         cells = plan_cells(named, seed, latent_frames, width, height, self.config.fps, self.transformer.cfg.patch,
                            self.autoencoder.cfg.time_down, self.autoencoder.cfg.space_down, start)
-        return layout_bias(cells, token_positions(tokenizer, prompt, object_spans, length),
-                           token_positions(tokenizer, prompt, scene_spans, length), strength)[None]
+        bias = prompt_bias(self.text_encoder.tokenizer, prompt, cells, length, strength)
+        return None if bias is None else bias[None]
 
     def _deliver(self, video: torch.Tensor, source_fps: float, fps: float, seconds: float,
                  size: tuple[int, int] | None, settings: dict) -> VideoOutput:

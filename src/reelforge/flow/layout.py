@@ -61,9 +61,13 @@ def object_and_scene_spans(prompt: str) -> tuple[list[tuple[int, int]], list[tup
     return [(start, end)], scenes
 
 
-def token_positions(tokenizer, prompt: str, spans: list[tuple[int, int]], length: int) -> torch.Tensor:
+def token_offsets(tokenizer, prompt: str, length: int) -> list[tuple[int, int]]:
+    """Each text token's character span in `prompt`, as the text encoder tokenizes it (at most `length`)."""
+    return tokenizer(prompt, return_offsets_mapping=True, truncation=True, max_length=length)["offset_mapping"]
+
+
+def token_positions(offsets: list[tuple[int, int]], spans: list[tuple[int, int]], length: int) -> torch.Tensor:
     """(L,) bool: the text tokens (of `length`, padded) whose characters fall in any span."""
-    offsets = tokenizer(prompt, return_offsets_mapping=True, truncation=True, max_length=length)["offset_mapping"]
     chosen = torch.zeros(length, dtype=torch.bool)
     for i, (a, b) in enumerate(offsets):
         if b > a and any(a >= s and b <= e for s, e in spans):
@@ -95,16 +99,22 @@ def token_cells(cells: torch.Tensor, patch: tuple[int, int, int]) -> torch.Tenso
     return tokens.reshape(*lead, -1)
 
 
+def prompt_bias(tokenizer, prompt: str, cells: torch.Tensor, length: int, strength: float) -> torch.Tensor | None:
+    """(N, L) layout bias of one prompt's object and scene words against the object's cells (N,), or
+    None for a prompt with no single object."""
+    object_spans, scene_spans = object_and_scene_spans(prompt)
+    if not object_spans:
+        return None
+    offsets = token_offsets(tokenizer, prompt, length)
+    return layout_bias(cells, token_positions(offsets, object_spans, length),
+                       token_positions(offsets, scene_spans, length), strength)
+
+
 def caption_bias(tokenizer, captions: list[str], cells: torch.Tensor, length: int, strength: float) -> torch.Tensor:
     """(B, N, L) layout bias for a training batch: each caption's object and scene words against
     where its clip's object really is (cells (B, N)); zeros for a caption with no single object."""
-    rows = []
-    for text, row_cells in zip(captions, cells):
-        object_spans, scene_spans = object_and_scene_spans(text)
-        rows.append(layout_bias(row_cells, token_positions(tokenizer, text, object_spans, length),
-                                token_positions(tokenizer, text, scene_spans, length), strength)
-                    if object_spans else torch.zeros(len(row_cells), length))
-    return torch.stack(rows)
+    rows = [prompt_bias(tokenizer, text, row_cells, length, strength) for text, row_cells in zip(captions, cells)]
+    return torch.stack([torch.zeros(len(c), length) if row is None else row for row, c in zip(rows, cells)])
 
 
 def layout_bias(cells: torch.Tensor, object_tokens: torch.Tensor, scene_tokens: torch.Tensor,

@@ -167,15 +167,15 @@ class CrossAttention(nn.Module):
         self.q, self.kv, self.out = nn.Linear(dim, dim), nn.Linear(text_dim, 2 * dim), nn.Linear(dim, dim)
         self.q_norm, self.k_norm = nn.RMSNorm(dim // heads), nn.RMSNorm(dim // heads)
 
-    def forward(self, x, text, text_mask, text_bias=None):
+    def forward(self, x, text, attn_mask):
+        """attn_mask (B, 1, 1 or N, L): True where a word may be attended, or a float logit bias."""
         b, n, d = x.shape
         hs = d // self.heads
         q = self.q_norm(self.q(x).view(b, n, self.heads, hs).transpose(1, 2))  # (B, nh, N, hs)
         k, v = self.kv(text).view(b, text.shape[1], 2, self.heads, hs).permute(2, 0, 3, 1, 4)  # (B, nh, L, hs)
-        mask = text_mask[:, None, None, :]  # (B, 1, 1, L)
-        if text_bias is not None:  # (B, N, L) added to the attention logits (flow/layout.py)
-            mask = torch.zeros(mask.shape, dtype=q.dtype).masked_fill(~mask, float("-inf")) + text_bias[:, None].to(q.dtype)
-        y = F.scaled_dot_product_attention(q, self.k_norm(k), v, attn_mask=mask)
+        if attn_mask.dtype != torch.bool:
+            attn_mask = attn_mask.to(q.dtype)  # bf16 under autocast
+        y = F.scaled_dot_product_attention(q, self.k_norm(k), v, attn_mask=attn_mask)
         return self.out(y.transpose(1, 2).reshape(b, n, d))
 
 
@@ -192,13 +192,13 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
         self.modulation = nn.Parameter(torch.randn(6, d) / d**0.5)
 
-    def forward(self, hidden_states, t_mod, text, text_mask, freqs, text_bias=None):
+    def forward(self, hidden_states, t_mod, text, text_attn_mask, freqs):
         # `hidden_states`: the name diffusers' caching hooks look the tokens up by.
         x = hidden_states  # (B, N, d)
         # t_mod (B, 1 or N, 6, d): one noise level per clip, or one per token (per latent frame)
         shift1, scale1, gate1, shift2, scale2, gate2 = (self.modulation + t_mod).unbind(2)  # (B, 1 or N, d) each
         x = x + gate1 * self.attn(self.norm1(x) * (1 + scale1) + shift1, freqs)
-        x = x + self.cross(self.norm_cross(x), text, text_mask, text_bias)
+        x = x + self.cross(self.norm_cross(x), text, text_attn_mask)
         return x + gate2 * self.mlp(self.norm2(x) * (1 + scale2) + shift2)
 
 
@@ -304,8 +304,12 @@ class VideoTransformer(nn.Module, CacheMixin):
         cond = temb + self.pooled_embed(text_pooled)[:, None]  # (B, 1 or N, d)
         t_mod = self.t_modulation(cond).view(b, t.shape[1], 6, self.cfg.dim)  # (B, 1 or N, 6, d)
         text = self.text_proj(text_tokens)  # (B, L, d)
+        text_attn_mask = text_mask[:, None, None, :]  # (B, 1, 1, L): padding is never attended
+        if text_bias is not None:  # built once for every block: padding at -inf, the bias on the rest
+            text_attn_mask = (torch.zeros(text_attn_mask.shape, device=x.device).masked_fill(~text_attn_mask, float("-inf"))
+                              + text_bias[:, None].float())  # (B, 1, N, L)
         for block in self.blocks:
-            x = block(x, t_mod, text, text_mask, freqs, text_bias)
+            x = block(x, t_mod, text, text_attn_mask, freqs)
         shift, scale = (self.out_modulation[:, None] + cond[:, None]).unbind(1)  # (B, 1 or N, d) each
         x = self.norm_out(x) * (1 + scale) + shift
         out = self.unpatchify(self.proj_out(x), grid)
