@@ -13,7 +13,7 @@ from reelforge.flow.samplers import denoise, make_scheduler
 from reelforge.models.transformer import TransformerConfig, VideoTransformer
 from reelforge.pipeline import CheckpointError, Pipeline, load_module
 from reelforge.training.config import DistillConfig
-from reelforge.training.distill import load_pairs, make_pairs, teacher_latents, train_student
+from reelforge.training.distill import load_pairs, load_plans, make_pairs, plan_bias, teacher_latents, train_student
 from reelforge.training.export import export_student
 from reelforge.world.splits import is_held_out
 from reelforge.world.factors import ClipFactors
@@ -220,3 +220,60 @@ def test_pairs_longer_than_the_bank_clips_are_judged_on_their_first_frames_and_a
     make_pairs(other)
     with pytest.raises(ValueError, match="has no 48x32 clips"):
         train_student(other)
+
+
+def _layout_teacher(teacher_dir):
+    config = json.loads((teacher_dir / "pipeline.json").read_text())
+    (teacher_dir / "pipeline.json").write_text(json.dumps({**config, "layout_guidance": 4.0,
+                                                           "layout_interval": [0.0, 1.0]}))
+    return Pipeline.from_pretrained(teacher_dir)
+
+
+def test_pipeline_pairs_are_the_users_clips_with_their_seeds_and_planned_paths(teacher_dir, tmp_path):
+    from safetensors import safe_open
+    pipe = _layout_teacher(teacher_dir)
+    cfg = tiny_config(teacher_dir, tmp_path, pair_chunks=1, chunk=6, teacher_pipeline=True, buckets=((64, 64, 1.0),))
+    out = make_pairs(cfg)
+    noise, latents, captions = load_pairs(out)[0]
+    (cells, planned), = load_plans(out)
+    with safe_open(str(out / "chunk_00000.safetensors"), "pt") as f:
+        seeds = json.loads(f.metadata()["seeds"])
+    assert noise.shape == latents.shape == (6, 4, 3, 16, 16) and cells.shape == (6, 3 * 4 * 4)
+    for i in range(6):  # each pair is what a user asking for that caption and seed gets
+        again_noise, again, settings = pipe.sample_latents(captions[i], seconds=1.0, size=(64, 64), seed=seeds[i])
+        assert torch.allclose(again_noise.half(), noise[i:i + 1]) and torch.allclose(again.half(), latents[i:i + 1])
+        assert planned[i] == ("layout_guidance" in settings)
+        assert (cells[i].sum() > 0) == planned[i]  # a steered clip's path is stored, an unsteered one's is empty
+    assert any(planned)
+
+
+def test_student_sees_the_layout_bias_only_on_steered_pairs_inside_its_interval(text_encoder):
+    cells = torch.zeros(3, 4)
+    cells[:, 0] = 1.0  # the path covers the first token
+    captions = ["a red ball moves left on a blue background"] * 3
+    t = torch.tensor([0.9, 0.9, 0.2])
+    bias = plan_bias(text_encoder.tokenizer, (cells, [True, False, True]), [0, 1, 2], captions, t, 16, 4.0, (0.4, 1.0))
+    assert bias.shape == (3, 4, 16)
+    assert bias[0, 0].max() == 4.0 and bias[0, 1].min() == -4.0  # on the path: the object's words; off it: not
+    assert (bias[1] == 0).all()  # not steered by the teacher
+    assert (bias[2] == 0).all()  # noise level below the interval, as in sampling
+    assert plan_bias(text_encoder.tokenizer, (cells, [False] * 3), [0, 1], captions, t, 16, 4.0, (0.4, 1.0)) is None
+
+
+def test_a_layout_student_trains_on_pipeline_pairs_and_refuses_pairs_without_paths(teacher_dir, tmp_path):
+    _layout_teacher(teacher_dir)
+    cfg = tiny_config(teacher_dir, tmp_path, pair_chunks=1, chunk=8, teacher_pipeline=True, layout_guidance=4.0,
+                      steps=2, buckets=((64, 64, 1.0),))
+    make_pairs(cfg)
+    student = load_module(VideoTransformer, TransformerConfig, train_student(cfg))
+    unbiased = load_module(VideoTransformer, TransformerConfig, train_student(
+        dataclasses.replace(cfg, layout_guidance=0.0, run_dir=str(tmp_path / "unbiased"))))
+    # Same pairs, batches and noise: only the bias differs, and it reaches the weights.
+    assert any(not torch.equal(a, b) for a, b in zip(student.parameters(), unbiased.parameters()))
+    with pytest.raises(ValueError, match="use its buckets"):
+        make_pairs(dataclasses.replace(cfg, buckets=((32, 32, 1.0),), pairs_dir=str(tmp_path / "wrong")))
+    plain = tiny_config(teacher_dir, tmp_path, pair_chunks=1, teacher_steps=1, pairs_dir=str(tmp_path / "plain"),
+                        run_dir=str(tmp_path / "plain_student"), layout_guidance=4.0)
+    make_pairs(plain)
+    with pytest.raises(ValueError, match="teacher_pipeline"):
+        train_student(plain)

@@ -37,6 +37,10 @@ def test_object_words_and_scene_phrase_are_found_in_a_grammar_caption():
     assert [prompt[a:b] for a, b in objects] == ["large red ball"]
     assert [prompt[a:b] for a, b in scenes] == ["on a blue background"]
     assert object_and_scene_spans("a red ball moves left while a blue box falls") == ([], [])
+    # "moves in a circle" is an orbit, not a second object.
+    prompt = "a large yellow star moves in a circle on a white background"
+    objects, scenes = object_and_scene_spans(prompt)
+    assert [prompt[a:b] for a, b in objects + scenes] == ["large yellow star", "on a white background"]
     # A noun the grammar lacks: the words up to the one after the first colour outside the scene.
     prompt = "on a white background, a small green tile moves left"
     objects, scenes = object_and_scene_spans(prompt)

@@ -410,7 +410,22 @@ class Pipeline:
         """Video (3, T, H, W) in [-1, 1] at the model's frame rate and bucket size, and its settings.
         `layout_plan`: (seed, start in seconds) of the path a clip with a prefix continues; a clip
         without one follows its own seed's path from the start."""
+        _, latents, settings = self.sample_latents(prompt, negative_prompt, seconds, fps, size, seed, steps, guidance,
+                                                   sampler, prefix, on_step, cache_threshold, rewrite_prompt,
+                                                   layout_guidance, layout_plan)
+        with fast_autocast():  # models/precision.py: 3x faster decoding where the CPU has bf16
+            video = self.autoencoder.decode(latents)[0].float()  # (3, T', H, W)
+        return video, settings
+
+    def sample_latents(self, prompt, negative_prompt=None, seconds=4.0, fps=None, size=None, seed=None, steps=None,
+                       guidance=None, sampler=None, prefix: torch.Tensor | None = None, on_step=None,
+                       cache_threshold: float = 0.0, rewrite_prompt: bool = True,
+                       layout_guidance: float | None = None, layout_plan: tuple[int, float] | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """The starting noise and the sampled latents, both (1, C, t, h, w), and the settings: everything
+        `__call__` does before decoding (turbo's pairs are drawn through it, training/distill.py)."""
         cfg = self.config
+        fps = cfg.fps if fps is None else fps
         steps = cfg.steps if steps is None else steps
         guidance = cfg.guidance if guidance is None else guidance
         sampler = sampler or cfg.sampler
@@ -436,7 +451,8 @@ class Pipeline:
         latent_frames = 1 + math.ceil((num_frames - 1) / self.autoencoder.cfg.time_down)  # causal: 1 + 4k frames
         generator = torch.Generator().manual_seed(seed)
         shape = (1, self.autoencoder.cfg.latent_channels, latent_frames, height // 4, width // 4)
-        latents = torch.randn(shape, generator=generator)  # (1, C, t, h, w)
+        noise = torch.randn(shape, generator=generator)  # (1, C, t, h, w)
+        latents = noise.clone()
         # 4. Denoise; known frames (a start image, the end of a video to extend) ride their exact path.
         scheduler = make_scheduler(sampler, steps, cfg.shift, frames=latent_frames)
         def guided(text_kwargs):
@@ -482,9 +498,6 @@ class Pipeline:
             latents = denoise(velocity, latents, scheduler, on_step)
         if prefix is not None:
             latents[:, :, :prefix.shape[2]] = prefix
-        # 5. Decode.
-        with fast_autocast():  # models/precision.py: 3x faster decoding where the CPU has bf16
-            video = self.autoencoder.decode(latents)[0].float()  # (3, T', H, W)
         settings = {"prompt": prompt, "negative_prompt": negative_prompt or "", "seed": seed, "steps": steps,
                     **({"revised_prompt": revised} if revised != prompt else {}),
                     **({"cache_threshold": cache_threshold} if cache_threshold else {}),
@@ -492,19 +505,25 @@ class Pipeline:
                     **({"verifier_guidance": cfg.verifier_guidance} if wanted else {}),
                     **({"layout_guidance": layout_guidance} if bias is not None else {}),
                     "guidance": guidance, "sampler": sampler, "seconds": seconds, "fps": fps, "model": cfg.name}
-        return video, settings
+        return noise, latents, settings
 
     def _layout_bias(self, prompt: str, named: dict[str, str], plan: tuple[int, float], latent_frames: int, width: int,
                      height: int, length: int, strength: float) -> torch.Tensor | None:
         """(1, N, L) cross-attention bias along the planned path of the prompt's one object, or None
         (a prompt that names no motion, or no single object: an unplanned path would hold it still)."""
+        cells = self.planned_cells(named, plan, latent_frames, width, height)
+        bias = None if cells is None else prompt_bias(self.text_encoder.tokenizer, prompt, cells, length, strength)
+        return None if bias is None else bias[None]
+
+    def planned_cells(self, named: dict[str, str], plan: tuple[int, float], latent_frames: int, width: int,
+                      height: int) -> torch.Tensor | None:
+        """(N,) the share of each transformer token on the planned path of an object with the `named`
+        factors, for plan (seed, start in seconds); None when they name no motion."""
         if "motion" not in named:
             return None
         seed, start = plan
-        cells = plan_cells(named, seed, latent_frames, width, height, self.config.fps, self.transformer.cfg.patch,
-                           self.autoencoder.cfg.time_down, self.autoencoder.cfg.space_down, start)
-        bias = prompt_bias(self.text_encoder.tokenizer, prompt, cells, length, strength)
-        return None if bias is None else bias[None]
+        return plan_cells(named, seed, latent_frames, width, height, self.config.fps, self.transformer.cfg.patch,
+                          self.autoencoder.cfg.time_down, self.autoencoder.cfg.space_down, start)
 
     def _deliver(self, video: torch.Tensor, source_fps: float, fps: float, seconds: float,
                  size: tuple[int, int] | None, settings: dict) -> VideoOutput:

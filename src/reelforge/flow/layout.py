@@ -40,7 +40,10 @@ def object_and_scene_spans(prompt: str) -> tuple[list[tuple[int, int]], list[tup
     text = prompt.lower()
     backgrounds = [t.format(c=c) for t in GRAMMAR["plain"] for c in (*COLORS, "gray")]
     scenes = _phrase_spans(text, backgrounds + [p for phrases in GRAMMAR["scene"].values() for p in phrases])
-    shapes = _phrase_spans(text, [p for phrases in GRAMMAR["shape"].values() for p in phrases])
+    # A motion's words are not a shape's: "moves in a circle" names no second object.
+    motions = _phrase_spans(text, [p for phrases in GRAMMAR["motion"].values() for p in phrases])
+    shapes = [(a, b) for a, b in _phrase_spans(text, [p for phrases in GRAMMAR["shape"].values() for p in phrases])
+              if all(b <= s or a >= e for s, e in motions)]
     if len(shapes) > 1:
         return [], []  # two objects: which words go where is not this module's to guess
     if not shapes:  # a noun the grammar lacks ("a green tile"): the word after the object's colour

@@ -201,8 +201,22 @@ class DistillConfig:
     bank: str = "runs/bank"  # renderer clips' latents, for adversarial_real "bank"
     disc_lr: float = 2e-4  # twice the student's, as GANs usually give their discriminator
     disc_width: int = 64  # channels of its first convolution (then twice that)
+    # Pairs: drawn through the teacher's whole pipeline (its guidance, autoguidance, verifier and layout
+    # guidance: a user's clip, as pipeline.py makes it), one clip at a time with a seed of its own, and
+    # stored with the path its layout guidance planned. Otherwise batched through the sampler with
+    # classifier-free guidance and autoguidance only.
+    teacher_pipeline: bool = False
+    # Student: the layout bias (flow/layout.py) along each pair's planned path at this strength, at noise
+    # levels in `layout_interval`, as the student's own pipeline will give it (needs teacher_pipeline pairs).
+    # A regression target is the mean of the teacher's possible outputs; given the path, the object's place
+    # is no longer among the things averaged.
+    layout_guidance: float = 0.0
+    layout_interval: tuple = (0.4, 1.0)
 
     def __post_init__(self):
+        if self.layout_guidance < 0 or not 0 <= self.layout_interval[0] <= self.layout_interval[1] <= 1:
+            raise ConfigError(f"layout_guidance must be >= 0 and layout_interval within [0, 1], got "
+                              f"{self.layout_guidance} and {list(self.layout_interval)}")
         if self.adversarial_real not in ("bank", "teacher"):
             raise ConfigError(f"adversarial_real must be 'bank' or 'teacher', not {self.adversarial_real!r}")
         if self.adversarial_weight < 0:
@@ -257,6 +271,7 @@ def load_config(path: str | Path):
     for key in ("buckets", "latent_frames", "sizes", "stream_sizes"):
         if isinstance(data.get(key), list):
             data[key] = tuple(tuple(v) for v in data[key])
-    if isinstance(data.get("verifier_interval"), list):
-        data["verifier_interval"] = tuple(data["verifier_interval"])
+    for key in ("verifier_interval", "layout_interval"):
+        if isinstance(data.get(key), list):
+            data[key] = tuple(data[key])
     return cls(**data)

@@ -26,12 +26,14 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ..flow.guidance import sampling_velocity
+from ..flow.layout import caption_bias
 from ..flow.objective import clean_estimate, interpolate, sample_t, velocity_error
 from ..flow.samplers import denoise, make_scheduler
 from ..models.discriminator import DiscriminatorConfig, LatentDiscriminator, discriminator_loss, generator_loss
 from ..models.text_encoder import TextEncoder
 from ..models.transformer import TransformerConfig, VideoTransformer
-from ..pipeline import load_guide, load_module, read_config
+from ..pipeline import Pipeline, load_guide, load_module, read_config
+from ..prompting import named_factors
 from ..world.captions import caption
 from ..world.factors import ClipFactors
 from ..world.splits import sample_train_factors
@@ -66,7 +68,36 @@ def teacher_latents(teacher: VideoTransformer, text_encoder: TextEncoder, captio
                        noise.clone(), scheduler).float()
 
 
+@torch.no_grad()
+def pipeline_latents(pipe: Pipeline, captions: list[str], seeds: list[int], width: int, height: int,
+                     frames: int) -> tuple[torch.Tensor, torch.Tensor, list[str], torch.Tensor, list[bool]]:
+    """What the teacher's whole pipeline makes of each caption with its seed, one clip at a time: noise
+    and latents (B, C, t, h, w), the captions as the pipeline rewrote them, and the planned path (B, N)
+    of the clips its layout guidance steered (`planned`; zeros for the others)."""
+    seconds = (frames - 1) * pipe.autoencoder.cfg.time_down / pipe.config.fps
+    noises, outputs, revised, cells, planned = [], [], [], [], []
+    for text, seed in zip(captions, seeds):
+        noise, latents, settings = pipe.sample_latents(text, seconds=seconds, size=(width, height), seed=seed)
+        if latents.shape[2] != frames or pipe.bucket_for((width, height)) != (width, height):
+            raise ValueError(f"the teacher makes {width}x{height} clips of {frames} latent frames as "
+                             f"{'x'.join(map(str, pipe.bucket_for((width, height))))} clips of {latents.shape[2]}; "
+                             f"use its buckets ({', '.join(f'{w}x{h}' for w, h in pipe.config.buckets)})")
+        prompt = settings.get("revised_prompt", text)
+        steered = bool(settings.get("layout_guidance"))
+        path = pipe.planned_cells(named_factors(prompt), (seed, 0.0), frames, width, height) if steered else None
+        noises.append(noise)
+        outputs.append(latents)
+        revised.append(prompt)
+        planned.append(steered)
+        cells.append(path)
+    tokens = next((c.numel() for c in cells if c is not None), 0)
+    cells = torch.stack([torch.zeros(tokens) if c is None else c for c in cells]) if tokens else torch.zeros(len(cells), 0)
+    return torch.cat(noises), torch.cat(outputs), revised, cells, planned
+
+
 def make_pairs(cfg: DistillConfig, log: Callable[[str], None] = lambda s: None) -> Path:
+    if cfg.teacher_pipeline:
+        return make_pipeline_pairs(cfg, log)
     teacher_dir = Path(cfg.teacher)
     settings = read_config(teacher_dir)  # the teacher's own sampler, guidance and shift
     device = training_device(cfg.device)
@@ -102,6 +133,47 @@ def make_pairs(cfg: DistillConfig, log: Callable[[str], None] = lambda s: None) 
     return out
 
 
+def make_pipeline_pairs(cfg: DistillConfig, log: Callable[[str], None] = lambda s: None) -> Path:
+    """Pairs from the teacher's whole pipeline (`teacher_pipeline`), with each clip's seed and planned path."""
+    pipe = Pipeline.from_pretrained(cfg.teacher)
+    pipe.transformer.to(training_device(cfg.device))
+    out = Path(cfg.pairs_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    started, made = time.time(), 0
+    for i in range(cfg.pair_chunks):
+        path = out / f"chunk_{i:05d}.safetensors"
+        if path.exists():
+            continue
+        rng, (width, height), frames = _chunk_plan(cfg, i)
+        factors = [sample_train_factors(rng) for _ in range(cfg.chunk)]
+        captions = [caption(f, rng) for f in factors]
+        seeds = [rng.randrange(2**31) for _ in captions]
+        noise, latents, revised, cells, planned = pipeline_latents(pipe, captions, seeds, width, height, frames)
+        tmp = path.with_name(f".{path.name}.tmp")
+        save_file({"noise": noise.half().contiguous(), "latents": latents.half().contiguous(),
+                   "cells": cells.half().contiguous()}, str(tmp),
+                  metadata={"captions": json.dumps(revised), "factors": json.dumps([f.to_dict() for f in factors]),
+                            "seeds": json.dumps(seeds), "planned": json.dumps(planned)})
+        tmp.replace(path)
+        made += 1
+        log(f"pairs chunk {i + 1}/{cfg.pair_chunks} {width}x{height}x{frames} "
+            f"{made * cfg.chunk / (time.time() - started):.2f} clips/s, {sum(planned)}/{len(planned)} steered")
+    return out
+
+
+def load_plans(pairs_dir: str | Path) -> list[tuple[torch.Tensor, list[bool]]]:
+    """Every chunk's planned paths (B, N) and which clips layout guidance steered, in load_pairs' order."""
+    plans = []
+    for path in sorted(Path(pairs_dir).glob("chunk_*.safetensors")):
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata()
+            if "planned" not in meta:
+                raise ValueError(f"{path} has no planned paths: make the pairs with teacher_pipeline true "
+                                 f"to train a student with layout_guidance")
+            plans.append((f.get_tensor("cells").float(), json.loads(meta["planned"])))
+    return plans
+
+
 def load_pairs(pairs_dir: str | Path) -> list[tuple[torch.Tensor, torch.Tensor, list[str]]]:
     """Every chunk as (noise, teacher latents, captions); chunks differ in size and length."""
     chunks = []
@@ -121,6 +193,7 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
     device = training_device(cfg.device)
     chunks = [(noise.to(device), latents.to(device), captions) for noise, latents, captions in load_pairs(cfg.pairs_dir)]
     log(f"pairs: {sum(len(c) for _, _, c in chunks)} clips in {len(chunks)} chunks")
+    plans = load_plans(cfg.pairs_dir) if cfg.layout_guidance else None
     teacher_weights = Path(cfg.teacher) / "transformer.safetensors"
     # A new round of pairs (a better teacher) can start from the last student instead of the teacher.
     start = Path(cfg.init_from) if cfg.init_from else teacher_weights
@@ -142,7 +215,8 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
     while step < total_steps:
         total_steps = budget(step, log)
         lr = set_lr(optimizer, cfg.lr, step, cfg.warmup, total_steps)
-        noise_all, latents_all, captions_all = rng.choice(chunks)  # one chunk: one size and length
+        chunk = rng.randrange(len(chunks))  # one chunk: one size and length
+        noise_all, latents_all, captions_all = chunks[chunk]
         idx = rng.sample(range(len(captions_all)), min(cfg.batch_size, len(captions_all)))
         index = torch.tensor(idx, device=device)
         noise, x0 = noise_all[index].float(), latents_all[index].float()
@@ -153,9 +227,14 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
         else:
             t = sample_t(b, generator)
         t = t.to(device)
+        cond = {"text_tokens": text.tokens, "text_mask": text.mask, "text_pooled": text.pooled}
+        bias = None if plans is None else plan_bias(text_encoder.tokenizer, plans[chunk], idx, captions_all, t,
+                                                    text.tokens.shape[1], cfg.layout_guidance, cfg.layout_interval)
+        if bias is not None:
+            cond["text_bias"] = bias.to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             x_t = interpolate(x0, noise, t)
-            v = model(x_t, t, text_tokens=text.tokens, text_mask=text.mask, text_pooled=text.pooled).float()
+            v = model(x_t, t, **cond).float()
             loss = velocity_error(v, x0, noise).mean()
             losses.append(loss.detach())
             if adversary is not None:
@@ -177,6 +256,21 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
             if adversary is not None:
                 adversary.save(run_dir)
     return run_dir / "ema.safetensors"
+
+
+def plan_bias(tokenizer, plan: tuple[torch.Tensor, list[bool]], idx: list[int], captions: list[str],
+              t: torch.Tensor, length: int, strength: float, interval: tuple[float, float]) -> torch.Tensor | None:
+    """(B, N, L) layout bias of a student batch: along each steered pair's planned path, on the clips
+    whose highest noise level lies in `interval` (the pipeline turns the bias on by the level too);
+    None when no clip of the batch was steered."""
+    cells, planned = plan
+    if not any(planned[i] for i in idx):
+        return None
+    chosen = [captions[i] if planned[i] else "" for i in idx]  # "": no bias on that row
+    bias = caption_bias(tokenizer, chosen, cells[torch.tensor(idx)], length, strength)
+    level = t.reshape(len(idx), -1).amax(1).cpu()
+    inside = (level >= interval[0]) & (level <= interval[1])
+    return bias * inside[:, None, None]
 
 
 class Adversary:
