@@ -277,3 +277,12 @@ def test_a_layout_student_trains_on_pipeline_pairs_and_refuses_pairs_without_pat
     make_pairs(plain)
     with pytest.raises(ValueError, match="teacher_pipeline"):
         train_student(plain)
+
+
+def test_a_student_exported_beside_a_teacher_with_guidance_outside_its_interval_loads(teacher_dir, text_encoder):
+    config = json.loads((teacher_dir / "pipeline.json").read_text())
+    (teacher_dir / "pipeline.json").write_text(json.dumps({**config, "guidance": 5.0, "guidance_outside": 2.0}))
+    export_student(teacher_dir / "transformer.safetensors", teacher_dir, "tiny-turbo", 4, "euler", 1.0, 4.0)
+    turbo = Pipeline.from_pretrained(teacher_dir, text_encoder=text_encoder, turbo=True)
+    # The student runs one pass per step: no guidance inside the interval, none outside it either.
+    assert (turbo.config.guidance, turbo.config.guidance_outside, turbo.config.layout_guidance) == (1.0, 1.0, 4.0)

@@ -59,8 +59,8 @@ def export_student(transformer: str | Path, model_dir: str | Path, name: str, st
     out = Path(model_dir) / TURBO_SUBDIR
     out.mkdir(parents=True, exist_ok=True)
     half_copy(Path(transformer), out / "transformer.safetensors")
-    config = {**asdict(teacher), "name": name, "steps": steps, "guidance": 1.0, "sampler": sampler,
-              "shift": shift, "parts_from": "..",
+    config = {**asdict(teacher), "name": name, "steps": steps, "guidance": 1.0, "guidance_outside": 1.0,
+              "sampler": sampler, "shift": shift, "parts_from": "..",
               "guide": "", "autoguidance": 1.0, "autoguidance_interval": (0.0, 1.0),
               # Steering a 4-step student's two mid-noise steps cost it 24 points of colour (MODEL_CARD.md).
               "verifier": "", "verifier_guidance": 0.0,
