@@ -105,38 +105,35 @@ def make_pairs(cfg: DistillConfig, log: Callable[[str], None] = lambda s: None) 
     guide = load_guide(teacher_dir, settings, teacher)
     guide = guide.to(device) if guide is not None else None
     text_encoder = TextEncoder(device)
-    out = Path(cfg.pairs_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    channels = teacher.cfg.in_channels
-    started = time.time()
-    made = 0
-    for i in range(cfg.pair_chunks):
-        path = out / f"chunk_{i:05d}.safetensors"
-        if path.exists():
-            continue
-        rng, (width, height), frames = _chunk_plan(cfg, i)
-        factors = [sample_train_factors(rng) for _ in range(cfg.chunk)]
-        captions = [caption(f, rng) for f in factors]
+
+    def make(rng, captions, width, height, frames):
         generator = torch.Generator().manual_seed(rng.randrange(2**31))
-        noise = torch.randn((cfg.chunk, channels, frames, height // 4, width // 4), generator=generator)
+        noise = torch.randn((len(captions), teacher.cfg.in_channels, frames, height // 4, width // 4), generator=generator)
         latents = teacher_latents(teacher, text_encoder, captions, noise.to(device), cfg.teacher_steps,
                                   settings.guidance, settings.sampler, settings.shift,
                                   settings.guidance_interval, settings.guidance_outside, guide,
                                   settings.autoguidance, settings.autoguidance_interval).cpu()
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_file({"noise": noise.half().contiguous(), "latents": latents.half().contiguous()}, str(tmp),
-                  metadata={"captions": json.dumps(captions), "factors": json.dumps([f.to_dict() for f in factors])})
-        tmp.replace(path)
-        made += 1
-        log(f"pairs chunk {i + 1}/{cfg.pair_chunks} {width}x{height}x{frames} "
-            f"{made * cfg.chunk / (time.time() - started):.2f} clips/s")
-    return out
+        return {"noise": noise, "latents": latents}, {}, ""
+    return _write_chunks(cfg, make, log)
 
 
 def make_pipeline_pairs(cfg: DistillConfig, log: Callable[[str], None] = lambda s: None) -> Path:
     """Pairs from the teacher's whole pipeline (`teacher_pipeline`), with each clip's seed and planned path."""
     pipe = Pipeline.from_pretrained(cfg.teacher)
     pipe.transformer.to(training_device(cfg.device))
+
+    def make(rng, captions, width, height, frames):
+        seeds = [rng.randrange(2**31) for _ in captions]
+        noise, latents, revised, cells, planned = pipeline_latents(pipe, captions, seeds, width, height, frames)
+        return ({"noise": noise, "latents": latents, "cells": cells},
+                {"captions": json.dumps(revised), "seeds": json.dumps(seeds), "planned": json.dumps(planned)},
+                f", {sum(planned)}/{len(planned)} steered")
+    return _write_chunks(cfg, make, log)
+
+
+def _write_chunks(cfg: DistillConfig, make, log: Callable[[str], None]) -> Path:
+    """Every chunk not yet on disk: its training captions, and the tensors (fp16), metadata and log note
+    that make(rng, captions, width, height, frames) returns for them, written whole or not at all."""
     out = Path(cfg.pairs_dir)
     out.mkdir(parents=True, exist_ok=True)
     started, made = time.time(), 0
@@ -147,17 +144,15 @@ def make_pipeline_pairs(cfg: DistillConfig, log: Callable[[str], None] = lambda 
         rng, (width, height), frames = _chunk_plan(cfg, i)
         factors = [sample_train_factors(rng) for _ in range(cfg.chunk)]
         captions = [caption(f, rng) for f in factors]
-        seeds = [rng.randrange(2**31) for _ in captions]
-        noise, latents, revised, cells, planned = pipeline_latents(pipe, captions, seeds, width, height, frames)
+        tensors, metadata, note = make(rng, captions, width, height, frames)
         tmp = path.with_name(f".{path.name}.tmp")
-        save_file({"noise": noise.half().contiguous(), "latents": latents.half().contiguous(),
-                   "cells": cells.half().contiguous()}, str(tmp),
-                  metadata={"captions": json.dumps(revised), "factors": json.dumps([f.to_dict() for f in factors]),
-                            "seeds": json.dumps(seeds), "planned": json.dumps(planned)})
+        save_file({k: v.half().contiguous() for k, v in tensors.items()}, str(tmp),
+                  metadata={"captions": json.dumps(captions), "factors": json.dumps([f.to_dict() for f in factors]),
+                            **metadata})
         tmp.replace(path)
         made += 1
         log(f"pairs chunk {i + 1}/{cfg.pair_chunks} {width}x{height}x{frames} "
-            f"{made * cfg.chunk / (time.time() - started):.2f} clips/s, {sum(planned)}/{len(planned)} steered")
+            f"{made * cfg.chunk / (time.time() - started):.2f} clips/s{note}")
     return out
 
 
