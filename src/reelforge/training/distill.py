@@ -75,13 +75,15 @@ def pipeline_latents(pipe: Pipeline, captions: list[str], seeds: list[int], widt
     and latents (B, C, t, h, w), the captions as the pipeline rewrote them, and the planned path (B, N)
     of the clips its layout guidance steered (`planned`; zeros for the others)."""
     seconds = (frames - 1) * pipe.autoencoder.cfg.time_down / pipe.config.fps
+    bucket = pipe.bucket_for((width, height))
+    if bucket != (width, height):  # checked before any clip is sampled
+        raise ValueError(f"the teacher makes {width}x{height} clips as {bucket[0]}x{bucket[1]} clips; use its buckets "
+                         f"({', '.join(f'{w}x{h}' for w, h in pipe.config.buckets)})")
     noises, outputs, revised, cells, planned = [], [], [], [], []
     for text, seed in zip(captions, seeds):
         noise, latents, settings = pipe.sample_latents(text, seconds=seconds, size=(width, height), seed=seed)
-        if latents.shape[2] != frames or pipe.bucket_for((width, height)) != (width, height):
-            raise ValueError(f"the teacher makes {width}x{height} clips of {frames} latent frames as "
-                             f"{'x'.join(map(str, pipe.bucket_for((width, height))))} clips of {latents.shape[2]}; "
-                             f"use its buckets ({', '.join(f'{w}x{h}' for w, h in pipe.config.buckets)})")
+        if latents.shape[2] != frames:
+            raise ValueError(f"{seconds:g} s made {latents.shape[2]} latent frames, not the {frames} asked for")
         prompt = settings.get("revised_prompt", text)
         steered = bool(settings.get("layout_guidance"))
         path = pipe.planned_cells(named_factors(prompt), (seed, 0.0), frames, width, height) if steered else None
@@ -90,8 +92,8 @@ def pipeline_latents(pipe: Pipeline, captions: list[str], seeds: list[int], widt
         revised.append(prompt)
         planned.append(steered)
         cells.append(path)
-    tokens = next((c.numel() for c in cells if c is not None), 0)
-    cells = torch.stack([torch.zeros(tokens) if c is None else c for c in cells]) if tokens else torch.zeros(len(cells), 0)
+    tokens = next((c.numel() for c in cells if c is not None), 0)  # (B, 0) when no clip was steered
+    cells = torch.stack([torch.zeros(tokens) if c is None else c for c in cells])
     return torch.cat(noises), torch.cat(outputs), revised, cells, planned
 
 
