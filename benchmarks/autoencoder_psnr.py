@@ -41,6 +41,13 @@ def latent_boundary_jump(clip: torch.Tensor, time_down: int = 4) -> float:
     return seam_ratio(tensor_to_frames(clip), list(range(1 + time_down, clip.shape[1], time_down)))
 
 
+def change_by_position(clips: torch.Tensor, time_down: int = 4) -> list[float]:
+    """Mean change (8-bit levels) into each frame of (B, 3, 1 + 4k, H, W) clips, by the frame's place
+    among its latent frame's `time_down`: the first entry is the change across a latent boundary."""
+    change = clips.float().diff(dim=2).abs().mean(dim=(0, 1, 3, 4)) * 127.5  # (4k,)
+    return change.reshape(-1, time_down).mean(0).tolist()
+
+
 def judge(ae, video, factors, latent_noise: float, generator: torch.Generator) -> dict:
     """PSNR and analyzer agreement of decode(encode(video) + noise): noise in latent standard
     deviations stands in for a diffusion model's imperfect samples."""
@@ -67,6 +74,7 @@ def judge(ae, video, factors, latent_noise: float, generator: torch.Generator) -
             "shape_by_motion": {m: sum(v) / len(v) for m, v in sorted(by_motion.items())},
             "psnr_db": sum(per_clip) / len(per_clip), "psnr_db_min": min(per_clip),
             "latent_boundary_jump": float(np.median(jumps)), **consistency_summary(consistency),
+            "change_by_position": change_by_position(recon.clamp(-1, 1), ae.cfg.time_down),
             "analyzer_on_reconstructions": {k: v / len(video) for k, v in agree.items()}}
 
 
@@ -107,7 +115,9 @@ def main():
     truth = consistency_summary([temporal_consistency(analyze(h264_roundtrip(tensor_to_frames(clip)), 8.0))
                                  for clip in video])
     result = {"clips": args.clips, "prompts": args.prompts, "seed": args.seed, **first,
-              "latent_boundary_jump_of_the_renders": truth_jump, "consistency_of_the_renders": truth, "runs": runs}
+              "latent_boundary_jump_of_the_renders": truth_jump,
+              "change_by_position_of_the_renders": change_by_position(video, time_downs[0]),
+              "consistency_of_the_renders": truth, "runs": runs}
     name = "autoencoder_psnr" if args.prompts == "random" else f"autoencoder_ceiling_{args.prompts}_seed{args.seed}"
     path = write_results(name, result)
     factors_read = ("background", "color", "shape", "motion")
@@ -123,6 +133,10 @@ def main():
                 ["autoencoder @ latent noise"] + motions,
                 [[name] + [f"{100 * r['shape_by_motion'][m]:.0f}%" if m in r["shape_by_motion"] else "-"
                            for m in motions] for name, r in runs.items()])
+    for name, r in runs.items():
+        print(f"change into frames 1..4 of a latent frame (1 = across the boundary), {name}: "
+              + " / ".join(f"{c:.2f}" for c in r["change_by_position"]))
+    print("the renders: " + " / ".join(f"{c:.2f}" for c in result["change_by_position_of_the_renders"]))
     print(f"the renders themselves: boundary jump {truth_jump:.2f}, consistency "
           f"{100 * truth['temporal_consistency']:.1f}%, clips >= 95%: {100 * truth['consistent_clips']:.0f}%")
     print(f"wrote {path}")

@@ -24,6 +24,32 @@ def test_autoencoder_compresses_4x_space_and_time_causally():
     assert torch.allclose(ae.encode(changed)[:, :, :2], latents[:, :, :2], atol=1e-5)
 
 
+@pytest.mark.parametrize("lookahead,frame_mix", [(1, 0), (0, 2), (1, 2)])
+def test_a_decoder_that_looks_ahead_starts_as_the_causal_one_and_then_sees_the_next_latent_frame(lookahead, frame_mix):
+    from reelforge.models.autoencoder import adapt_causal_state
+
+    torch.manual_seed(0)
+    causal = VideoAutoencoder(TINY_AE).eval()
+    ahead = VideoAutoencoder(dataclasses.replace(TINY_AE, decoder_lookahead=lookahead,
+                                                 decoder_frame_mix=frame_mix)).eval()
+    ahead.load_state_dict(adapt_causal_state(causal.state_dict(), ahead))
+    latents = torch.randn(1, 4, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(ahead.decode(latents), causal.decode(latents), atol=1e-5)
+        # What training gives the parts that start at zero: the future taps, the mixing layer's output.
+        for conv in (ahead.decoder.temporal.conv1, ahead.decoder.temporal.conv2):
+            conv.weight[:, :, 3:].normal_(std=0.1)
+        if frame_mix:
+            ahead.decoder.frame_mix.out.weight.normal_(std=0.1)
+        changed = latents.clone()
+        changed[:, :, 2] += 1  # the last latent frame: frames 5-8
+        # Frames 1-4 (latent frame 1) now see latent frame 2; the causal decoder's do not.
+        assert torch.allclose(causal.decode(changed)[:, :, :5], causal.decode(latents)[:, :, :5], atol=1e-5)
+        assert not torch.allclose(ahead.decode(changed)[:, :, 1:5], ahead.decode(latents)[:, :, 1:5], atol=1e-3)
+        # The encoder is untouched: one image is still a one-frame video.
+        assert ahead.decode(ahead.encode(torch.zeros(1, 3, 1, 32, 32))).shape == (1, 3, 1, 32, 32)
+
+
 def test_autoencoder_rejects_wrong_frame_counts():
     ae = VideoAutoencoder(TINY_AE)
     try:

@@ -200,6 +200,24 @@ def test_decoder_finetune_keeps_the_encoder_and_its_latent_space(tiny_model_dir,
         train_autoencoder(AutoencoderTrainConfig(run_dir=str(tmp_path / "bad"), train_encoder=False))
 
 
+def test_a_causal_decoder_starts_a_decoder_that_looks_ahead(tiny_model_dir, tmp_path):
+    from reelforge.training.autoencoder import train_autoencoder
+    from reelforge.training.config import AutoencoderTrainConfig
+
+    start = tiny_model_dir / "autoencoder.safetensors"
+    cfg = AutoencoderTrainConfig(run_dir=str(tmp_path / "ahead"), init_from=str(start), train_encoder=False,
+                                 model={"decoder_lookahead": 1, "decoder_frame_mix": 2}, steps=2, batch_size=2, num_frames=9, width=32,
+                                 height=32, latent_noise_max=0.4, checkpoint_every=2, log_every=1)
+    out = train_autoencoder(cfg)
+    before, after = load_file(str(start)), load_file(str(out))
+    assert json.loads((out.with_suffix(".json")).read_text())["decoder_lookahead"] == 1
+    kernel = "decoder.temporal.conv1.weight"
+    assert before[kernel].shape[2] == 3 and after[kernel].shape[2] == 4  # one tap for the next latent frame
+    assert after[kernel][:, :, 3].abs().sum() > 0  # learned from zero
+    assert after["decoder.frame_mix.out.weight"].abs().sum() > 0  # the frame mixing layer too
+    assert all(torch.equal(v, after[k]) for k, v in before.items() if k.startswith("encoder."))
+
+
 def test_temporal_reconstruction_loss_penalises_an_error_that_jumps_not_one_that_holds_still():
     from reelforge.training.autoencoder import reconstruction_loss
 

@@ -29,6 +29,16 @@ class AutoencoderConfig(JsonConfig):
     dec_channels: tuple[int, int] = (96, 128)  # the decoder draws every output frame: a little wider
     time_down: int = 4
     space_down: int = 4  # pixel-unshuffle by 4
+    # Latent frames the decoder's temporal convolutions see ahead. 0: causal, like the encoder. A
+    # causal decoder draws the last frames of a latent frame's 4 without the next latent frame and
+    # so jumps where they give way to the next 4 (a seam every half second). The encoder stays
+    # causal (one image is still a one-frame video); a decoder always has the whole clip's latents.
+    decoder_lookahead: int = 0
+    # Frames each way of a residual temporal layer at the video's frame rate in the decoder (0: none).
+    # Measured on the shipped decoder: its error holds still inside a latent frame's 4 frames and
+    # jumps to another at the boundary (change there 1.9x the renders' own); frames on both sides
+    # of a boundary must see each other to draw that change as gradually as the rest.
+    decoder_frame_mix: int = 0
 
 
 class ResBlock2d(nn.Module):
@@ -51,27 +61,48 @@ class FrameNorm(nn.GroupNorm):
         return y.reshape(b, t, c, h, w).transpose(1, 2)
 
 
-class CausalConv3d(nn.Conv3d):
-    """3x3x3 convolution that sees only the current and earlier frames (front-padded in time)."""
+class TimeConv3d(nn.Conv3d):
+    """3x3 convolution over the current frame, the two before it and `lookahead` after it
+    (0: causal). The ends are padded by repeating the first and last frames, not with fake zeros."""
 
-    def __init__(self, cin: int, cout: int):
-        super().__init__(cin, cout, kernel_size=3, padding=0)
+    def __init__(self, cin: int, cout: int, lookahead: int = 0):
+        super().__init__(cin, cout, kernel_size=(3 + lookahead, 3, 3), padding=0)
+        self.lookahead = lookahead
 
     def forward(self, x):  # (B, C, T, H, W)
         x = F.pad(x, (1, 1, 1, 1, 0, 0))
-        x = torch.cat([x[:, :, :1]] * 2 + [x], dim=2)  # repeat the first frame: causal, no fake zeros
+        x = torch.cat([x[:, :, :1]] * 2 + [x] + [x[:, :, -1:]] * self.lookahead, dim=2)
         return super().forward(x)
 
 
 class ResBlock3d(nn.Module):
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, lookahead: int = 0):
         super().__init__()
-        self.norm1, self.conv1 = FrameNorm(8, channels), CausalConv3d(channels, channels)
-        self.norm2, self.conv2 = FrameNorm(8, channels), CausalConv3d(channels, channels)
+        self.norm1, self.conv1 = FrameNorm(8, channels), TimeConv3d(channels, channels, lookahead)
+        self.norm2, self.conv2 = FrameNorm(8, channels), TimeConv3d(channels, channels, lookahead)
 
     def forward(self, x):
         h = self.conv1(F.silu(self.norm1(x)))
         return x + self.conv2(F.silu(self.norm2(h)))
+
+
+class FrameMix(nn.Module):
+    """A residual convolution over `radius` frames each way, pointwise in space, at the frame rate.
+    Its output layer starts at zero, so a trained decoder given one starts out unchanged."""
+
+    def __init__(self, channels: int, radius: int):
+        super().__init__()
+        self.radius = radius
+        self.norm = FrameNorm(8, channels)
+        self.mix = nn.Conv3d(channels, channels, (2 * radius + 1, 1, 1))
+        self.out = nn.Conv3d(channels, channels, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x):  # (B, C, T, h, w)
+        h = F.silu(self.norm(x))
+        h = torch.cat([h[:, :, :1]] * self.radius + [h] + [h[:, :, -1:]] * self.radius, dim=2)
+        return x + self.out(F.silu(self.mix(h)))
 
 
 def _per_frame(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -118,8 +149,9 @@ class Decoder(nn.Module):
         c1, c2 = cfg.dec_channels
         self.time_down = cfg.time_down
         self.inp = nn.Conv3d(cfg.latent_channels, c2, 1)
-        self.temporal = ResBlock3d(c2)
+        self.temporal = ResBlock3d(c2, cfg.decoder_lookahead)
         self.split_time = nn.Conv3d(c2, c2 * cfg.time_down, 1)
+        self.frame_mix = FrameMix(c2, cfg.decoder_frame_mix) if cfg.decoder_frame_mix else nn.Identity()
         self.spatial = nn.Sequential(
             ResBlock2d(c2), nn.Conv2d(c2, c1, 3, padding=1), ResBlock2d(c1),
             ResBlock2d(c1), nn.GroupNorm(8, c1), nn.SiLU(), nn.Conv2d(c1, 48, 3, padding=1), nn.PixelShuffle(4))
@@ -132,7 +164,7 @@ class Decoder(nn.Module):
         b, c, t, h, w = x.shape
         x = self.split_time(x).reshape(b, self.time_down, c, t, h, w)  # (B, 4, c2, t, h, w)
         x = x.permute(0, 2, 3, 1, 4, 5).reshape(b, c, t * self.time_down, h, w)  # (B, c2, 4t, h, w)
-        x = x[:, :, self.time_down - 1:]  # the first latent frame stands for one frame only
+        x = self.frame_mix(x[:, :, self.time_down - 1:])  # the first latent frame stands for one frame only
         flat = self.shortcut(latents).repeat_interleave(self.time_down, dim=2)[:, :, self.time_down - 1:]
         return _per_frame(self.spatial, x) + _per_frame(self.shuffle, flat)
 
@@ -174,3 +206,15 @@ class VideoAutoencoder(nn.Module):
 
     def forward(self, video):
         return self.decode(self.encode(video))
+
+
+def adapt_causal_state(state: dict[str, torch.Tensor], model: VideoAutoencoder) -> dict[str, torch.Tensor]:
+    """`state` of a causal decoder's autoencoder for `model`, whose decoder may look ahead or mix
+    frames: temporal kernels zero-padded for the future taps, the frame mixing layer taken as
+    `model` initialised it (a zero residual), so `model` starts out drawing what `state` drew."""
+    target = model.state_dict()
+    adapted = {k: v for k, v in target.items() if k.startswith("decoder.frame_mix.")}
+    for key, value in state.items():
+        extra = target[key].shape[2] - value.shape[2] if value.ndim == 5 and key in target else 0
+        adapted[key] = F.pad(value, (0, 0, 0, 0, 0, extra)) if extra > 0 else value  # future taps last
+    return adapted

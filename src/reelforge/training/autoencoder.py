@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from safetensors.torch import load_file
 
 from ..evaluation.pixels import psnr
-from ..models.autoencoder import AutoencoderConfig, VideoAutoencoder
-from .checkpoint import load_weights, resume, save_training_state, save_weights
+from ..models.autoencoder import AutoencoderConfig, VideoAutoencoder, adapt_causal_state
+from .checkpoint import resume, save_training_state, save_weights
 from .config import AutoencoderTrainConfig
 from .data import render_batch
 
@@ -73,8 +74,8 @@ def train_autoencoder(cfg: AutoencoderTrainConfig, log: Callable[[str], None] = 
     start = json.loads(Path(cfg.init_from).with_suffix(".json").read_text()) if cfg.init_from else {}
     model_cfg = AutoencoderConfig.from_dict({**start, **cfg.model})
     model = VideoAutoencoder(model_cfg)
-    if cfg.init_from:
-        load_weights(model, Path(cfg.init_from))
+    if cfg.init_from:  # a causal decoder's weights also start a decoder that looks ahead
+        model.load_state_dict(adapt_causal_state(load_file(cfg.init_from), model))
     if not cfg.train_encoder:
         if not cfg.init_from:
             raise ValueError("train_encoder false needs init_from: a fixed encoder must be a trained one")
