@@ -37,7 +37,9 @@ class AutoencoderConfig(JsonConfig):
     # Frames each way of a residual temporal layer at the video's frame rate in the decoder (0: none).
     # Measured on the shipped decoder: its error holds still inside a latent frame's 4 frames and
     # jumps to another at the boundary (change there 1.9x the renders' own); frames on both sides
-    # of a boundary must see each other to draw that change as gradually as the rest.
+    # of a boundary must see each other to draw that change as gradually as the rest. Both measured,
+    # not shipped: smoother on the model's own latents, but fewer frames with a readable shape
+    # (MODEL_CARD.md, "A decoder that sees the next latent frame").
     decoder_frame_mix: int = 0
 
 
