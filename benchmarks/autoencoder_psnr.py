@@ -24,9 +24,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import print_table, write_results  # noqa: E402
 
-from reelforge.evaluation.metrics import temporal_consistency  # noqa: E402
+from reelforge.evaluation.metrics import consistency_summary, temporal_consistency  # noqa: E402
 from reelforge.evaluation.pixels import psnr  # noqa: E402
-from reelforge.long import seam_ratio  # noqa: E402
+from reelforge.long import latent_seam_ratio  # noqa: E402
 from reelforge.media.decode import h264_roundtrip  # noqa: E402
 from reelforge.pipeline import BUILTIN_DIR  # noqa: E402
 from reelforge.training.bank import load_autoencoder  # noqa: E402
@@ -37,8 +37,8 @@ from reelforge.world.analyzer import analyze  # noqa: E402
 
 
 def latent_boundary_jump(clip: torch.Tensor, time_down: int = 4) -> float:
-    """Seam ratio of a (3, 33, H, W) clip at the first frame of every latent frame after the second."""
-    return seam_ratio(tensor_to_frames(clip), list(range(1 + time_down, clip.shape[1], time_down)))
+    """Seam ratio of a (3, 33, H, W) clip at its latent boundaries."""
+    return latent_seam_ratio(tensor_to_frames(clip), time_down)
 
 
 def change_by_position(clips: torch.Tensor, time_down: int = 4) -> list[float]:
@@ -76,12 +76,6 @@ def judge(ae, video, factors, latent_noise: float, generator: torch.Generator) -
             "latent_boundary_jump": float(np.median(jumps)), **consistency_summary(consistency),
             "change_by_position": change_by_position(recon.clamp(-1, 1), ae.cfg.time_down),
             "analyzer_on_reconstructions": {k: v / len(video) for k, v in agree.items()}}
-
-
-def consistency_summary(per_clip: list[float]) -> dict:
-    """The evaluation's temporal consistency: its mean, and the share of clips at >= 95%."""
-    return {"temporal_consistency": sum(per_clip) / len(per_clip),
-            "consistent_clips": sum(c >= 0.95 for c in per_clip) / len(per_clip)}
 
 
 @torch.no_grad()

@@ -22,18 +22,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import print_table, write_results  # noqa: E402
 
-from reelforge.evaluation.metrics import FACTORS, judge, temporal_consistency  # noqa: E402
+from reelforge.evaluation.metrics import adherence_rates, consistency_summary, judge, temporal_consistency  # noqa: E402
 from reelforge.evaluation.run import prompt_sets  # noqa: E402
-from reelforge.long import seam_ratio  # noqa: E402
+from reelforge.long import latent_seam_ratio  # noqa: E402
 from reelforge.models.autoencoder import AutoencoderConfig, VideoAutoencoder  # noqa: E402
 from reelforge.models.precision import channels_last, fast_autocast  # noqa: E402
 from reelforge.pipeline import BUILTIN_DIR, Pipeline, load_module  # noqa: E402
 from reelforge.training.data import tensor_to_frames  # noqa: E402
-
-
-def latent_seams(frames: np.ndarray, time_down: int = 4) -> float:
-    """Seam ratio of (T, H, W, 3) frames at the first frame of every latent frame after the first."""
-    return seam_ratio(frames, list(range(1 + time_down, len(frames), time_down)))
 
 
 @torch.no_grad()
@@ -50,26 +45,21 @@ def main():
         pipe = pipe.turbo()
     decoders = {path: channels_last(load_module(VideoAutoencoder, AutoencoderConfig, Path(path)))
                 for path in args.decoders}
-    seams, consistency, hits, counts = (defaultdict(list), defaultdict(list), defaultdict(lambda: defaultdict(int)),
-                                        defaultdict(lambda: defaultdict(int)))
+    seams, consistency, judgements = defaultdict(list), defaultdict(list), defaultdict(list)
     for i, (factors, prompt) in enumerate(prompt_sets(args.clips, args.seed)["held_out"]):
         _, latents, _ = pipe.sample_latents(prompt, seed=args.seed * 100_000 + i)  # as `reelforge eval` seeds it
         for path, autoencoder in decoders.items():
             with fast_autocast():
                 frames = tensor_to_frames(autoencoder.decode(latents)[0].float())
-            seams[path].append(latent_seams(frames, autoencoder.cfg.time_down))
+            seams[path].append(latent_seam_ratio(frames, autoencoder.cfg.time_down))
             analysis, judged = judge(frames, pipe.config.fps, factors)
             consistency[path].append(temporal_consistency(analysis))
-            for factor, ok in judged.items():
-                hits[path][factor] += ok
-                counts[path][factor] += 1
+            judgements[path].append(judged)
     results, rows = {}, []
     for path in decoders:
-        adherence = {f: hits[path][f] / counts[path][f] for f in FACTORS if counts[path][f]}
+        adherence = adherence_rates(judgements[path])
         results[path] = {"seam_ratio_median": float(np.median(seams[path])), "seam_ratio_mean": float(np.mean(seams[path])),
-                         "temporal_consistency": float(np.mean(consistency[path])),
-                         "consistent_clips": float(np.mean([c >= 0.95 for c in consistency[path]])),
-                         "adherence": adherence}
+                         **consistency_summary(consistency[path]), "adherence": adherence}
         r = results[path]
         rows.append([path, f"{r['seam_ratio_median']:.2f}", f"{r['seam_ratio_mean']:.2f}",
                      *(f"{100 * adherence.get(f, 0):.0f}%" for f in ("color", "shape", "motion", "background")),

@@ -76,3 +76,16 @@ def test_a_long_clip_is_delivered_piece_by_piece_without_ever_being_held_whole(t
     pieces = list(video.chunks(chunk=10))
     assert video.count == 108 and video.size == (96, 54)
     assert max(len(p) for p in pieces) == 10 and np.array_equal(np.concatenate(pieces), expected)
+
+
+def test_latent_seam_ratio_sees_a_jump_every_latent_frame_and_none_in_smooth_motion():
+    from reelforge.long import latent_seam_ratio
+
+    t = np.arange(33)
+    smooth = np.broadcast_to((t * 4)[:, None, None, None], (33, 8, 8, 3)).astype(np.uint8)
+    # Motion that holds still for a latent frame's 4 frames, then catches up at once.
+    held = t.copy()
+    held[1:] = 1 + 4 * ((t[1:] - 1) // 4)
+    stepped = np.broadcast_to((held * 4)[:, None, None, None], (33, 8, 8, 3)).astype(np.uint8)
+    assert latent_seam_ratio(smooth) == 1.0
+    assert latent_seam_ratio(stepped) > 3

@@ -117,3 +117,10 @@ def seam_ratio(frames: np.ndarray, boundaries: list[int]) -> float:
     joins = [diffs[b - 1] for b in boundaries if 0 < b < len(frames)]
     typical = float(np.median(diffs)) or 1e-6
     return float(np.mean(joins)) / typical if joins else 1.0
+
+
+def latent_seam_ratio(frames: np.ndarray, time_down: int = 4) -> float:
+    """Seam ratio of (T, H, W, 3) frames at the first frame of every latent frame from the third on
+    (frame 0 is a latent frame of its own): the jump a causal autoencoder's decoding makes every
+    `time_down` frames, measured as a window join is."""
+    return seam_ratio(frames, list(range(1 + time_down, len(frames), time_down)))

@@ -46,3 +46,15 @@ def temporal_consistency(analysis: ClipAnalysis) -> float:
         judged += 1
         consistent += color == obj.color and shape == obj.shape
     return consistent / judged if judged else 0.0
+
+
+def adherence_rates(judgements: list[dict[str, bool]]) -> dict[str, float]:
+    """Per factor, the share of clips that showed it, over the clips where it was judged."""
+    return {f: sum(j[f] for j in judgements if f in j) / n
+            for f in FACTORS if (n := sum(f in j for j in judgements))}
+
+
+def consistency_summary(per_clip: list[float]) -> dict[str, float]:
+    """Temporal consistency over a set: its mean, and the share of clips at >= 95%."""
+    return {"temporal_consistency": sum(per_clip) / len(per_clip),
+            "consistent_clips": sum(c >= 0.95 for c in per_clip) / len(per_clip)}

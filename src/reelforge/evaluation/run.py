@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import random
 import time
-from collections import defaultdict
 
 from ..world.captions import caption, paraphrase
 from ..world.factors import ClipFactors
 from ..world.splits import sample_held_out_factors, sample_train_factors
-from .metrics import FACTORS, judge, temporal_consistency
+from .metrics import FACTORS, adherence_rates, consistency_summary, judge, temporal_consistency
 
 SETS = ("seen", "held_out", "paraphrase")
 
@@ -37,26 +36,19 @@ def evaluate(pipe, per_set: int = 24, steps=None, guidance=None, sampler=None, s
                             "layout_guidance": pipe.config.layout_guidance if layout_guidance is None else layout_guidance}}
     started = time.time()
     for name in sets:
-        hits, counts, consistency, clips = defaultdict(int), defaultdict(int), [], []
+        judgements, consistency, clips = [], [], []
         for i, (factors, prompt) in enumerate(prompts[name]):
             video = pipe(prompt, seed=seed * 100_000 + i, steps=steps, guidance=guidance, sampler=sampler,
                          cache_threshold=cache_threshold, rewrite_prompt=rewrite_prompt, layout_guidance=layout_guidance)
             analysis, judged = judge(video.frames, video.fps, factors)
-            for factor, ok in judged.items():
-                hits[factor] += ok
-                counts[factor] += 1
+            judgements.append(judged)
             consistency.append(temporal_consistency(analysis))
             clips.append({"prompt": prompt, "revised_prompt": video.settings.get("revised_prompt", prompt),
                           "factors": factors.to_dict(), "judged": judged,
                           "seen": {"background": analysis.background,
                                    **({k: getattr(analysis.main, k) for k in ("color", "shape", "motion", "size", "speed")}
                                       if analysis.main else {})}})
-        results[name] = {
-            "adherence": {f: hits[f] / counts[f] for f in FACTORS if counts[f]},
-            "temporal_consistency": sum(consistency) / len(consistency),
-            "consistent_clips": sum(c >= 0.95 for c in consistency) / len(consistency),
-            "clips": clips,
-        }
+        results[name] = {"adherence": adherence_rates(judgements), **consistency_summary(consistency), "clips": clips}
     results["seconds"] = time.time() - started
     return results
 
