@@ -92,6 +92,16 @@ def test_unwritable_output(run, tiny_model_dir, tmp_path):
         locked.chmod(0o700)
 
 
+def test_eval_reports_each_sets_seam_ratio_and_each_clips_consistency(run, tiny_model_dir, tmp_path):
+    import json
+    code, text = run("eval", "--model", str(tiny_model_dir), "--sets", "held_out", "--per-set", "2",
+                     "--json", str(tmp_path / "e.json"))
+    assert code == 0, text
+    held_out = json.loads((tmp_path / "e.json").read_text())["held_out"]
+    assert held_out["seam_ratio"] > 0 and "seam" in text
+    assert all(0 <= clip["consistency"] <= 1 for clip in held_out["clips"]) and len(held_out["clips"]) == 2
+
+
 def test_eval_names_an_unknown_prompt_set(run, tiny_model_dir, tmp_path):
     code, text = run("eval", "--model", str(tiny_model_dir), "--sets", "held_out,bogus", "--json", str(tmp_path / "e.json"))
     assert code == 2 and "unknown prompt set" in text and "seen, held_out, paraphrase" in text

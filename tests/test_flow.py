@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from reelforge.flow.guidance import guided_velocity
-from reelforge.flow.objective import interpolate, velocity_target
+from reelforge.flow.objective import interpolate, temporal_loss, velocity_loss, velocity_target
 from reelforge.flow.samplers import SamplerError, denoise, make_scheduler, Cancelled
 
 
@@ -202,3 +202,20 @@ def test_verifier_guidance_with_a_level_per_frame_pushes_only_the_frames_inside_
     assert torch.equal(out[:, :, 0], 0.5 * latents[:, :, 0])
     pushed = direction[:, :, 1] / direction[:, :, 1].pow(2).mean().sqrt()  # unit RMS over the pushed frame
     assert torch.allclose(out[:, :, 1], 0.5 * latents[:, :, 1] - 0.3 / 0.6 * pushed, atol=1e-5)
+
+
+def test_temporal_loss_costs_an_error_that_jumps_between_latent_frames_not_one_that_holds_still():
+    x0, noise = torch.randn(2, 4, 5, 6, 6), torch.randn(2, 4, 5, 6, 6)
+    t = torch.tensor([0.5, 0.9])
+    steady = velocity_target(x0, noise) + 0.2
+    jumping = velocity_target(x0, noise) + 0.2 * torch.tensor([1.0, -1.0, 1.0, -1.0, 1.0]).view(1, 1, 5, 1, 1)
+    assert torch.allclose(velocity_loss(steady, x0, noise), velocity_loss(jumping, x0, noise))  # the same size
+    assert torch.allclose(temporal_loss(steady, x0, noise, t), torch.zeros(2))
+    # a jump of 0.4 in velocity is one of 0.4 t in the clean clip estimate
+    assert torch.allclose(temporal_loss(jumping, x0, noise, t), (0.4 * t) ** 2)
+    # a weight (the object's cells) counts where it lies: error jumps only outside the weighted cells
+    weight = torch.ones(1, 1, 5, 6, 6)
+    weight[..., :3, :] = 9.0
+    outside = velocity_target(x0, noise).clone()
+    outside[..., 3:, :] = jumping[..., 3:, :]
+    assert (temporal_loss(outside, x0, noise, t, weight) < 0.5 * temporal_loss(outside, x0, noise, t)).all()

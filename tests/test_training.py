@@ -442,3 +442,16 @@ def test_training_with_layout_guidance_biases_object_words_where_the_clips_objec
 def test_layout_guidance_in_training_needs_the_bank():
     with pytest.raises(ConfigError, match="layout_guidance in training needs the bank"):
         TransformerTrainConfig(data="stream", layout_guidance=2.0)
+
+
+def test_training_with_a_temporal_term_logs_it_and_learns(tiny_bank, tiny_model_dir, tmp_path):
+    model = json.loads((tiny_model_dir / "transformer.json").read_text())
+    cfg = TransformerTrainConfig(run_dir=str(tmp_path / "run"), bank=tiny_bank.run_dir, steps=2, batch_size=2, warmup=1,
+                                 checkpoint_every=2, log_every=1, model=model, temporal_weight=1.0,
+                                 autoencoder=tiny_bank.autoencoder, init_from=str(tiny_model_dir / "transformer.safetensors"))
+    lines = []
+    train_transformer(cfg, lines.append)
+    temporal = [float(line.split("temporal ")[1].split()[0]) for line in lines if line.startswith("step ")]
+    assert len(temporal) == 2 and all(np.isfinite(temporal)) and all(v > 0 for v in temporal)
+    with pytest.raises(ConfigError, match="temporal_weight must be >= 0"):
+        TransformerTrainConfig(temporal_weight=-1.0)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import random
 import time
 
+import numpy as np
+
+from ..long import latent_seam_ratio
 from ..world.captions import caption, paraphrase
 from ..world.factors import ClipFactors
 from ..world.splits import sample_held_out_factors, sample_train_factors
@@ -36,19 +39,22 @@ def evaluate(pipe, per_set: int = 24, steps=None, guidance=None, sampler=None, s
                             "layout_guidance": pipe.config.layout_guidance if layout_guidance is None else layout_guidance}}
     started = time.time()
     for name in sets:
-        judgements, consistency, clips = [], [], []
+        judgements, consistency, seams, clips = [], [], [], []
         for i, (factors, prompt) in enumerate(prompts[name]):
             video = pipe(prompt, seed=seed * 100_000 + i, steps=steps, guidance=guidance, sampler=sampler,
                          cache_threshold=cache_threshold, rewrite_prompt=rewrite_prompt, layout_guidance=layout_guidance)
             analysis, judged = judge(video.frames, video.fps, factors)
             judgements.append(judged)
             consistency.append(temporal_consistency(analysis))
+            if video.fps == pipe.config.fps:  # frames as decoded: a jump at every latent frame shows
+                seams.append(latent_seam_ratio(video.frames, pipe.autoencoder.cfg.time_down))
             clips.append({"prompt": prompt, "revised_prompt": video.settings.get("revised_prompt", prompt),
-                          "factors": factors.to_dict(), "judged": judged,
+                          "factors": factors.to_dict(), "judged": judged, "consistency": consistency[-1],
                           "seen": {"background": analysis.background,
                                    **({k: getattr(analysis.main, k) for k in ("color", "shape", "motion", "size", "speed")}
                                       if analysis.main else {})}})
-        results[name] = {"adherence": adherence_rates(judgements), **consistency_summary(consistency), "clips": clips}
+        results[name] = {"adherence": adherence_rates(judgements), **consistency_summary(consistency),
+                         "seam_ratio": float(np.median(seams)) if seams else None, "clips": clips}
     results["seconds"] = time.time() - started
     return results
 
@@ -60,10 +66,12 @@ def results_table(results: dict):
     for f in FACTORS:
         table.add_column(f, justify="right")
     table.add_column("consistency", justify="right")
+    table.add_column("seam ratio", justify="right")
     for name in SETS:
         if name not in results:
             continue
         r = results[name]
         table.add_row(name, *[f"{100 * r['adherence'][f]:.0f}%" if f in r["adherence"] else "-" for f in FACTORS],
-                      f"{100 * r['temporal_consistency']:.1f}%")
+                      f"{100 * r['temporal_consistency']:.1f}%",
+                      f"{r['seam_ratio']:.2f}" if r.get("seam_ratio") is not None else "-")
     return table

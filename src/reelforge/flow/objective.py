@@ -68,6 +68,24 @@ def velocity_loss(v: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor, weight
     return (error * weight).flatten(1).sum(1) / weight.flatten(1).sum(1)
 
 
+def temporal_loss(v: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
+                  weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-sample mean squared change, from one latent frame to the next, of the clean-clip
+    estimate's error (B,): x0 - clean_estimate = t (v - target).
+
+    (e1 - e2)^2 = e1^2 + e2^2 - 2 e1 e2: beside the plain error it rewards making the same error in
+    adjacent latent frames. A generated clip whose latent frames each err their own way jumps
+    every latent frame (the seam ratio of ~3 measured on the built-in model's clips, where the
+    decoder alone gives 1.7); this term asks the model to err coherently in time instead."""
+    error = expand_t(t, x0) * (v.float() - velocity_target(x0, noise).float())
+    change = (error[:, :, 1:] - error[:, :, :-1]).pow(2)
+    if weight is None:
+        return change.flatten(1).mean(1)
+    weight = weight.float().expand_as(error)
+    weight = (weight[:, :, 1:] + weight[:, :, :-1]) / 2
+    return (change * weight).flatten(1).sum(1) / weight.flatten(1).sum(1)
+
+
 def self_condition_input(model, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, use: torch.Tensor,
                          **cond) -> torch.Tensor:
     """What a self-conditioned model sees beside x_t while it trains: for the rows where `use` (B,)

@@ -90,6 +90,9 @@ class TransformerTrainConfig:
     verifier_weight: float = 0.0
     verifier: str = "src/reelforge/weights/builtin/verifier.safetensors"
     verifier_interval: tuple = (0.3, 0.9)
+    # > 0 adds this weight times flow/objective.temporal_loss: the clean-clip estimate's error should
+    # change little from one latent frame to the next, so generated clips do not jump at every one.
+    temporal_weight: float = 0.0
     device: str = "cpu"  # or "cuda", or "auto" (cuda where there is one)
     # When > 0, the step count is fitted (after warm-up) to end training in this many seconds; `steps`
     # is then an upper bound. For lent GPU time, whose rate is unknown beforehand.
@@ -121,8 +124,9 @@ class TransformerTrainConfig:
             raise ConfigError("layout_guidance in training needs the bank (data: 'bank')")
         if self.data not in ("bank", "stream"):
             raise ConfigError(f"data must be 'bank' or 'stream', not {self.data!r}")
-        if self.verifier_weight < 0:
-            raise ConfigError(f"verifier_weight must be >= 0, got {self.verifier_weight}")
+        if self.verifier_weight < 0 or self.temporal_weight < 0:
+            raise ConfigError(f"verifier_weight and temporal_weight must be >= 0, got {self.verifier_weight} "
+                              f"and {self.temporal_weight}")
         if len(self.verifier_interval) != 2 or not 0 <= self.verifier_interval[0] <= self.verifier_interval[1] <= 1:
             raise ConfigError(f"verifier_interval must be two noise levels 0 <= low <= high <= 1, got {self.verifier_interval}")
 

@@ -14,7 +14,8 @@ import torch
 from safetensors.torch import load_file
 
 from ..flow.layout import PLAN_MARGIN_CELLS, caption_bias, token_cells
-from ..flow.objective import clean_estimate, interpolate, sample_t, self_condition_input, velocity_loss
+from ..flow.objective import (clean_estimate, interpolate, sample_t, self_condition_input, temporal_loss,
+                              velocity_loss)
 from ..models.text_encoder import TextEncoder
 from ..models.transformer import TransformerConfig, VideoTransformer, resize_patch_weights
 from ..models.verifier import LatentVerifier, VerifierConfig
@@ -150,7 +151,7 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
     budget = StepBudget(cfg.steps, cfg.time_budget_s, cfg.warmup, step)
     total_steps = cfg.steps
     started = time.time()
-    losses, feedback = [], []
+    losses, feedback, temporal = [], [], []
     while step < total_steps:
         total_steps = budget(step, log)
         lr = set_lr(optimizer, cfg.lr, step, cfg.warmup, total_steps)
@@ -184,6 +185,10 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
             v = model(x_t, t, **cond)
             per_sample = velocity_loss(v, x0, noise, weight)
         loss = per_sample.mean()
+        if cfg.temporal_weight:
+            change = temporal_loss(v, x0, noise, t, weight).mean()
+            loss = loss + cfg.temporal_weight * change
+            temporal.append(change.detach())
         if verifier is not None:
             read_as = feedback_loss(verifier, clean_estimate(x_t, t, v), labels, t, cfg.verifier_interval)
             loss = loss + cfg.verifier_weight * read_as.mean()
@@ -199,9 +204,10 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
             rate = cfg.log_every * cfg.batch_size / (time.time() - started)
             fresh = f" clips rendered {source.received}" if hasattr(source, "received") else ""
             read = f" verifier {torch.cat(feedback).mean():.3f}" if feedback and torch.cat(feedback).numel() else ""
+            read += f" temporal {torch.stack(temporal).mean():.3f}" if temporal else ""
             log(f"step {step}/{total_steps} loss {ls.mean():.4f} by-t [{by_t}]{read} grad {grad_norm:.2f} "
                 f"lr {lr:.2e} samples/s {rate:.1f}{fresh}")
-            started, losses, feedback = time.time(), [], []
+            started, losses, feedback, temporal = time.time(), [], [], []
         if step % cfg.checkpoint_every == 0 or step == total_steps:
             save_training_state(run_dir, step, model, optimizer, {"config": asdict(cfg), "total_steps": total_steps},
                                 model_cfg.to_json(), ema)
