@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from reelforge.flow.guidance import guided_velocity
-from reelforge.flow.objective import interpolate, temporal_loss, velocity_loss, velocity_target
+from reelforge.flow.objective import frame_correlated_noise, interpolate, temporal_loss, velocity_loss, velocity_target
 from reelforge.flow.samplers import SamplerError, denoise, make_scheduler, Cancelled
 
 
@@ -219,3 +219,15 @@ def test_temporal_loss_costs_an_error_that_jumps_between_latent_frames_not_one_t
     outside = velocity_target(x0, noise).clone()
     outside[..., 3:, :] = jumping[..., 3:, :]
     assert (temporal_loss(outside, x0, noise, t, weight) < 0.5 * temporal_loss(outside, x0, noise, t)).all()
+
+
+def test_frame_correlated_noise_shares_a_part_across_latent_frames_and_is_plain_noise_at_zero():
+    shape = (4, 8, 6, 16, 16)
+    plain = frame_correlated_noise(shape, torch.Generator().manual_seed(1))
+    assert torch.equal(plain, torch.randn(shape, generator=torch.Generator().manual_seed(1)))
+    mixed = frame_correlated_noise(shape, torch.Generator().manual_seed(1), correlation=0.5)
+    assert mixed.var().item() == pytest.approx(1.0, abs=0.03)  # still standard noise, element by element
+    frames = mixed.transpose(1, 2).flatten(2)  # (B, T, rest)
+    across_time = torch.corrcoef(torch.stack([frames[:, 0].flatten(), frames[:, 3].flatten()]))[0, 1]
+    across_space = torch.corrcoef(torch.stack([mixed[..., 0].flatten(), mixed[..., 5].flatten()]))[0, 1]
+    assert across_time.item() == pytest.approx(0.5, abs=0.05) and abs(across_space.item()) < 0.05

@@ -128,6 +128,30 @@ def test_guidance_interval_skips_the_unconditional_pass_at_high_noise(tiny_model
     assert batches == [2, 2, 2, 2]
 
 
+def test_noise_correlation_starts_every_latent_frame_from_a_shared_draw(tiny_pipeline):
+    from dataclasses import replace
+    starts = []
+    hook = tiny_pipeline.transformer.register_forward_hook(lambda module, args, out: starts.append(args[0][-1]))
+
+    def frame_correlation(correlation: float) -> float:
+        config = tiny_pipeline.config
+        tiny_pipeline.config = replace(config, noise_correlation=correlation)
+        try:
+            starts.clear()
+            tiny_pipeline("a red square", seconds=2, seed=0, steps=2, sampler="euler")
+        finally:
+            tiny_pipeline.config = config
+        frames = starts[0].float().transpose(0, 1).flatten(1)  # (T, C h w) of the first step's input: the noise
+        return torch.corrcoef(frames[1:3])[0, 1].item()
+
+    try:
+        assert abs(frame_correlation(0.0)) < 0.2 and frame_correlation(0.9) > 0.75
+    finally:
+        hook.remove()
+    with pytest.raises(ValueError, match=r"noise_correlation must be in \[0, 1\)"):
+        replace(tiny_pipeline.config, noise_correlation=1.0)
+
+
 def test_an_exported_guide_is_loaded_and_steers_only_the_high_noise_steps(tiny_model_dir, tmp_path, text_encoder):
     from dataclasses import replace
 

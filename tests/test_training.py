@@ -455,3 +455,5 @@ def test_training_with_a_temporal_term_logs_it_and_learns(tiny_bank, tiny_model_
     assert len(temporal) == 2 and all(np.isfinite(temporal)) and all(v > 0 for v in temporal)
     with pytest.raises(ConfigError, match="temporal_weight must be >= 0"):
         TransformerTrainConfig(temporal_weight=-1.0)
+    with pytest.raises(ConfigError, match=r"noise_correlation must be in \[0, 1\)"):
+        TransformerTrainConfig(noise_correlation=1.0)

@@ -210,9 +210,11 @@ def train(config_path, log_path):
               help="Cross-attention bias along the object's planned path (flow/layout.py; 0: off).")
 @click.option("--layout-interval", type=(float, float), default=None,
               help="Noise levels LO HI where layout guidance applies.")
+@click.option("--noise-correlation", type=float, default=None,
+              help="Share of the starting noise common to all latent frames, as the transformer was trained (0: none).")
 def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, steps, guidance, sampler, clean_context,
            guidance_interval, guidance_outside, guide, autoguidance, autoguidance_interval, verifier,
-           verifier_guidance, verifier_guidance_interval, layout_guidance, layout_interval):
+           verifier_guidance, verifier_guidance_interval, layout_guidance, layout_interval, noise_correlation):
     """Assemble a model directory from training runs (fp16 safetensors + configs)."""
     from dataclasses import replace
 
@@ -239,7 +241,8 @@ def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, step
                                    "verifier_guidance": verifier_guidance,
                                    "verifier_guidance_interval": verifier_guidance_interval,
                                    "layout_guidance": layout_guidance,
-                                   "layout_interval": layout_interval}.items() if v is not None}
+                                   "layout_interval": layout_interval,
+                                   "noise_correlation": noise_correlation}.items() if v is not None}
     if clean_context:
         overrides["clean_context"] = True
     if guide != "none":

@@ -20,7 +20,7 @@ from .delivery import Delivery, Enhancers, resize_video, retime
 from .flow.cache import first_block_cache
 from .flow.guidance import sampling_velocity, verifier_guided
 from .flow.layout import layout_guided, plan_cells, prompt_bias
-from .flow.objective import interpolate
+from .flow.objective import frame_correlated_noise, interpolate
 from .flow.samplers import SAMPLERS, denoise, make_scheduler
 from .models.autoencoder import AutoencoderConfig, VideoAutoencoder
 from .models.interpolator import FrameInterpolator, InterpolatorConfig
@@ -76,6 +76,9 @@ class PipelineConfig:
     # The transformer was trained with a noise level per latent frame (diffusion forcing): known
     # frames (a start image, the video being extended) are then given to it clean, at t = 0.
     clean_context: bool = False
+    # Share of the starting noise's variance common to all latent frames, as the transformer was
+    # trained (flow/objective.frame_correlated_noise); 0: independent frames.
+    noise_correlation: float = 0.0
     # Verifier guidance (flow/guidance.verifier_guided): `verifier` is a file in the directory of the
     # autoencoder whose latents it reads (models/verifier.py); each step at noise levels in the
     # interval moves the clean-clip estimate by `verifier_guidance` along its gradient towards the
@@ -107,6 +110,8 @@ class PipelineConfig:
             raise ValueError("verifier guidance needs a verifier checkpoint ('verifier': e.g. \"verifier.safetensors\")")
         if not 0 <= self.layout_guidance <= MAX_LAYOUT_GUIDANCE:
             raise ValueError(f"layout_guidance must be between 0 (off) and {MAX_LAYOUT_GUIDANCE}, got {self.layout_guidance}")
+        if not 0 <= self.noise_correlation < 1:
+            raise ValueError(f"noise_correlation must be in [0, 1), got {self.noise_correlation}")
         if not 1 <= self.guidance_outside <= self.guidance:
             raise ValueError(f"guidance_outside must be between 1 and guidance ({self.guidance}), "
                              f"got {self.guidance_outside}")
@@ -451,7 +456,7 @@ class Pipeline:
         latent_frames = 1 + math.ceil((num_frames - 1) / self.autoencoder.cfg.time_down)  # causal: 1 + 4k frames
         generator = torch.Generator().manual_seed(seed)
         shape = (1, self.autoencoder.cfg.latent_channels, latent_frames, height // 4, width // 4)
-        noise = torch.randn(shape, generator=generator)  # (1, C, t, h, w)
+        noise = frame_correlated_noise(shape, generator, cfg.noise_correlation)  # (1, C, t, h, w)
         latents = noise.clone()
         # 4. Denoise; known frames (a start image, the end of a video to extend) ride their exact path.
         scheduler = make_scheduler(sampler, steps, cfg.shift, frames=latent_frames)

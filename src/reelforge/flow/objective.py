@@ -2,7 +2,23 @@
 t = 1 is pure noise (Liu et al. 2022; Esser et al. 2024). Training and sampling both import it."""
 from __future__ import annotations
 
+import math
+
 import torch
+
+
+def frame_correlated_noise(shape: tuple, generator: torch.Generator | None = None, correlation: float = 0.0,
+                           device: torch.device | str | None = None) -> torch.Tensor:
+    """Standard Gaussian noise of (B, C, T, H, W) whose latent frames share `correlation` of their
+    variance: a part drawn once per clip plus a part drawn per frame (PYoCo's mixed noise prior,
+    Ge et al. 2023). Independent frames get independent details from the sampler, which a clip
+    shows as a jump at every latent frame; a model trained and sampled with a shared part draws
+    them alike. At 0 it is plain `torch.randn`, drawn identically."""
+    noise = torch.randn(shape, generator=generator, device=device)
+    if correlation:
+        shared = torch.randn((*shape[:2], 1, *shape[3:]), generator=generator, device=device)
+        noise = math.sqrt(1 - correlation) * noise + math.sqrt(correlation) * shared
+    return noise
 
 
 def expand_t(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

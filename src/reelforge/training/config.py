@@ -33,6 +33,9 @@ class AutoencoderTrainConfig:
     # decoded renders change 2.2x as much across a latent frame's 4-frame boundary as inside one
     # (the renders themselves: 1.0x), which shows as a jump every half second and at window joins.
     temporal_weight: float = 0.0
+    # Share of the noise's variance common to all latent frames of a clip (flow/objective.frame_correlated_noise);
+    # a model trained with it must be sampled with the same (the pipeline's `noise_correlation`).
+    noise_correlation: float = 0.0
     # Weight of the error in pixel-to-pixel change: the shipped autoencoder keeps the analyzer's shape
     # in only 41-59% of held-out renders (benchmarks/autoencoder_psnr.py --prompts held_out).
     edge_weight: float = 0.0
@@ -93,6 +96,9 @@ class TransformerTrainConfig:
     # > 0 adds this weight times flow/objective.temporal_loss: the clean-clip estimate's error should
     # change little from one latent frame to the next, so generated clips do not jump at every one.
     temporal_weight: float = 0.0
+    # Share of the noise's variance common to all latent frames of a clip (flow/objective.frame_correlated_noise);
+    # a model trained with it must be sampled with the same (the pipeline's `noise_correlation`).
+    noise_correlation: float = 0.0
     device: str = "cpu"  # or "cuda", or "auto" (cuda where there is one)
     # When > 0, the step count is fitted (after warm-up) to end training in this many seconds; `steps`
     # is then an upper bound. For lent GPU time, whose rate is unknown beforehand.
@@ -124,6 +130,8 @@ class TransformerTrainConfig:
             raise ConfigError("layout_guidance in training needs the bank (data: 'bank')")
         if self.data not in ("bank", "stream"):
             raise ConfigError(f"data must be 'bank' or 'stream', not {self.data!r}")
+        if not 0 <= self.noise_correlation < 1:
+            raise ConfigError(f"noise_correlation must be in [0, 1), got {self.noise_correlation}")
         if self.verifier_weight < 0 or self.temporal_weight < 0:
             raise ConfigError(f"verifier_weight and temporal_weight must be >= 0, got {self.verifier_weight} "
                               f"and {self.temporal_weight}")

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from ..flow.layout import PLAN_MARGIN_CELLS, caption_bias, token_cells
-from ..flow.objective import (clean_estimate, interpolate, sample_t, self_condition_input, temporal_loss,
+from ..flow.objective import (clean_estimate, frame_correlated_noise, interpolate, sample_t, self_condition_input, temporal_loss,
                               velocity_loss)
 from ..models.text_encoder import TextEncoder
 from ..models.transformer import TransformerConfig, VideoTransformer, resize_patch_weights
@@ -171,7 +171,7 @@ def train_transformer(cfg: TransformerTrainConfig, log: Callable[[str], None] = 
         t = t.to(device)
         weight = (object_loss_weight(masks, t, cfg.object_weight, cfg.object_weight_max_t)
                   if masks is not None and cfg.object_weight else None)
-        noise = torch.randn(x0.shape, generator=noise_generator, device=device)
+        noise = frame_correlated_noise(x0.shape, noise_generator, cfg.noise_correlation, device)
         cond = {"text_tokens": text.tokens, "text_mask": text.mask, "text_pooled": text.pooled}
         if layout is not None:
             chosen = [c if rng.random() < cfg.layout_prob else "" for c in captions]  # "": no bias on that row
