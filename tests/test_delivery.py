@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reelforge.delivery import Enhancers, deliver_frames, source_positions
+from reelforge.delivery import Enhancers, deliver_frames, from_keyframes, source_positions
 from reelforge.models.interpolator import FrameInterpolator, InterpolatorConfig
 from reelforge.models.upscaler import UpscalerConfig, VideoUpscaler
 from reelforge.training.config import EnhanceTrainConfig
@@ -183,3 +183,37 @@ def test_relative_upscale_loss_is_each_runs_error_over_bicubics():
     # Bicubic itself scores 1 on every run, however large its error there; plain error differs by run.
     assert relative.item() == pytest.approx(1.0, abs=0.02)
     assert plain.item() == pytest.approx(5 * 0.04, rel=0.1)
+
+
+def test_from_keyframes_remakes_the_frames_between_latent_frames_first_frames():
+    levels = [-0.8] + [-0.4] * 4 + [0.4] * 4 + [0.6] * 4  # a causal decoding: frame 0, then latent frames of 4
+    video = torch.tensor(levels).view(1, 13, 1, 1).expand(3, 13, 8, 8).clone()
+    fade = FrameInterpolator(InterpolatorConfig(channels=(8, 8, 8)))  # untrained: the cross-fade
+    out = from_keyframes(video, 4, fade)
+    means = out.mean((0, 2, 3))
+    for key in (0, 1, 5, 9):
+        assert torch.equal(out[:, key], video[:, key])
+    assert torch.allclose(means[1:6], torch.linspace(-0.4, 0.4, 5), atol=1e-5)  # 1 -> 5 in even steps
+    assert torch.equal(out[:, 10:], video[:, 10:])  # after the last key: as decoded
+    jumps = video.mean((0, 2, 3)).diff().abs()
+    assert jumps[4] == jumps.max() and out.mean((0, 2, 3)).diff()[1:].abs().max() < 0.5 * jumps[4]  # 0 -> 1: two keys
+
+
+def test_smooth_seams_keeps_the_key_frames_and_needs_an_interpolator(tiny_model_dir, tmp_path, text_encoder):
+    from reelforge.pipeline import InputError, Pipeline, PipelineConfig
+    from reelforge.training.checkpoint import save_weights
+    from reelforge.training.export import export_model
+
+    it_cfg = InterpolatorConfig(channels=(8, 8, 8))
+    save_weights(_random_init(FrameInterpolator(it_cfg)), tmp_path / "it.safetensors", it_cfg.to_json())
+    args = (tiny_model_dir / "transformer.safetensors", tiny_model_dir / "autoencoder.safetensors", tmp_path / "model")
+    export_model(*args, PipelineConfig(name="tiny", steps=2), {"interpolator": tmp_path / "it.safetensors"})
+    plain = Pipeline.from_pretrained(tmp_path / "model", text_encoder=text_encoder)("a red ball", seconds=1, seed=3)
+    export_model(*args, PipelineConfig(name="tiny", steps=2, smooth_seams=True), {"interpolator": tmp_path / "it.safetensors"})
+    smooth = Pipeline.from_pretrained(tmp_path / "model", text_encoder=text_encoder)("a red ball", seconds=1, seed=3)
+    assert smooth.frames.shape == plain.frames.shape == (8, 64, 64, 3) and smooth.settings["smooth_seams"]
+    assert np.array_equal(smooth.frames[[0, 1, 5]], plain.frames[[0, 1, 5]])
+    assert not np.array_equal(smooth.frames[2:5], plain.frames[2:5])
+    export_model(*args, PipelineConfig(name="tiny", steps=2, smooth_seams=True))  # no interpolator
+    with pytest.raises(InputError, match="needs the learned frame interpolator"):
+        Pipeline.from_pretrained(tmp_path / "model", text_encoder=text_encoder)("a red ball", seconds=1, seed=3)

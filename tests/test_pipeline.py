@@ -200,6 +200,7 @@ def test_an_exported_guide_is_loaded_and_steers_only_the_high_noise_steps(tiny_m
     (["--verifier-guidance", "1"], "--verifier and --verifier-guidance W (W > 0) go together"),
     (["--verifier", "v.safetensors"], "--verifier and --verifier-guidance W (W > 0) go together"),
     (["--verifier-guidance-interval", "0.4", "0.9"], "--verifier-guidance-interval needs --verifier"),
+    (["--smooth-seams", "--interpolator", "none"], "--smooth-seams needs the learned frame interpolator"),
 ])
 def test_export_names_the_flags_that_go_together(tmp_path, args, message):
     from click.testing import CliRunner

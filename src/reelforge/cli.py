@@ -43,12 +43,21 @@ def main():
     """ReelForge: open, self-hosted text-to-video."""
 
 
-def _load_pipeline(model: str | None, turbo: bool = False):
+def _load_pipeline(model: str | None, turbo: bool = False, smooth_seams: bool = False):
+    from dataclasses import replace
+
     from .pipeline import CheckpointError, Pipeline
     try:
-        return Pipeline.from_pretrained(model, turbo=turbo)
+        pipe = Pipeline.from_pretrained(model, turbo=turbo)
     except CheckpointError as e:
         fail(str(e))
+    if smooth_seams:
+        pipe.config = replace(pipe.config, smooth_seams=True)
+    return pipe
+
+
+SMOOTH_SEAMS_HELP = ("Re-make the frames between latent frames with the learned interpolator: no jump every "
+                     "half second, a few points less shape as the analyzer reads it (MODEL_CARD 'Seams').")
 
 
 @main.command()
@@ -78,8 +87,9 @@ def _load_pipeline(model: str | None, turbo: bool = False):
 @click.option("--layout-guidance", type=float, default=None,
               help="Steer the object along the path its motion plans, by this cross-attention bias (0 = off) "
               "[default: the model's, 2 for the built-in model].")
+@click.option("--smooth-seams", is_flag=True, help=SMOOTH_SEAMS_HELP)
 def generate(prompt, output, seconds, storyboard, fps, size, seed, steps, guidance, negative, sampler, fmt, model,
-             quiet, visible_mark, cache_threshold, turbo, no_rewrite, layout_guidance):
+             quiet, visible_mark, cache_threshold, turbo, no_rewrite, layout_guidance, smooth_seams):
     """Generate a video from PROMPT (or from a --storyboard)."""
     from tqdm import tqdm
 
@@ -96,7 +106,7 @@ def generate(prompt, output, seconds, storyboard, fps, size, seed, steps, guidan
         identity = load_identity()
     except (OutputError, InputError, ProvenanceError) as e:
         fail(str(e))
-    pipe = _load_pipeline(model, turbo)
+    pipe = _load_pipeline(model, turbo, smooth_seams)
     steps_total = steps or pipe.config.steps
     long = storyboard is not None or seconds > pipe.config.max_seconds
     try:
@@ -212,9 +222,11 @@ def train(config_path, log_path):
               help="Noise levels LO HI where layout guidance applies.")
 @click.option("--noise-correlation", type=float, default=None,
               help="Share of the starting noise common to all latent frames, as the transformer was trained (0: none).")
+@click.option("--smooth-seams", is_flag=True, help=SMOOTH_SEAMS_HELP + " Needs --interpolator.")
 def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, steps, guidance, sampler, clean_context,
            guidance_interval, guidance_outside, guide, autoguidance, autoguidance_interval, verifier,
-           verifier_guidance, verifier_guidance_interval, layout_guidance, layout_interval, noise_correlation):
+           verifier_guidance, verifier_guidance_interval, layout_guidance, layout_interval, noise_correlation,
+           smooth_seams):
     """Assemble a model directory from training runs (fp16 safetensors + configs)."""
     from dataclasses import replace
 
@@ -228,6 +240,8 @@ def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, step
         fail("--verifier and --verifier-guidance W (W > 0) go together: give both or neither")
     if verifier_guidance_interval is not None and verifier == "none":
         fail("--verifier-guidance-interval needs --verifier and --verifier-guidance")
+    if smooth_seams and interpolator == "none":
+        fail("--smooth-seams needs the learned frame interpolator (--interpolator)")
     extras = {k: v for k, v in {"upscaler": upscaler, "interpolator": interpolator, "guide": guide,
                                 "verifier": verifier}.items() if v != "none"}
     for path in (transformer, autoencoder, *extras.values()):
@@ -245,6 +259,8 @@ def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, step
                                    "noise_correlation": noise_correlation}.items() if v is not None}
     if clean_context:
         overrides["clean_context"] = True
+    if smooth_seams:
+        overrides["smooth_seams"] = True
     if guide != "none":
         overrides["guide"] = "guide.safetensors"
     if verifier != "none":
@@ -293,7 +309,9 @@ def export_turbo(transformer, model_dir, name, steps, sampler, shift, layout_gui
 @click.option("--sets", default=None, help="Which prompt sets to run, comma-separated: seen, held_out, "
               "paraphrase [default: all].")
 @click.option("--layout-guidance", type=float, default=None, help="Override the model's layout guidance (0 = off).")
-def evaluate(model, per_set, steps, guidance, sampler, seed, json_path, turbo, no_rewrite, sets, layout_guidance):
+@click.option("--smooth-seams", is_flag=True, help=SMOOTH_SEAMS_HELP)
+def evaluate(model, per_set, steps, guidance, sampler, seed, json_path, turbo, no_rewrite, sets, layout_guidance,
+             smooth_seams):
     """Judge prompt adherence (seen, held-out, paraphrases) and temporal consistency with the analyzer."""
     from rich.console import Console
 
@@ -304,7 +322,7 @@ def evaluate(model, per_set, steps, guidance, sampler, seed, json_path, turbo, n
     chosen = SETS if sets is None else tuple(s.strip() for s in sets.split(",") if s.strip())
     if not chosen or any(s not in SETS for s in chosen):
         fail(f"unknown prompt set in {sets!r}; allowed: {', '.join(SETS)}")
-    pipe = _load_pipeline(model, turbo)
+    pipe = _load_pipeline(model, turbo, smooth_seams)
     results = run_eval(pipe, per_set=per_set, steps=steps, guidance=guidance, sampler=sampler, seed=seed,
                        sets=chosen, rewrite_prompt=not no_rewrite, layout_guidance=layout_guidance)
     tmp = Path(json_path).with_name(f".{Path(json_path).name}.tmp")  # never a half-written file

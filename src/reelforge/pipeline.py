@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 
-from .delivery import Delivery, Enhancers, resize_video, retime
+from .delivery import Delivery, Enhancers, from_keyframes, resize_video, retime
 from .flow.cache import first_block_cache
 from .flow.guidance import sampling_velocity, verifier_guided
 from .flow.layout import layout_guided, plan_cells, prompt_bias
@@ -79,6 +79,9 @@ class PipelineConfig:
     # Share of the starting noise's variance common to all latent frames, as the transformer was
     # trained (flow/objective.frame_correlated_noise); 0: independent frames.
     noise_correlation: float = 0.0
+    # Re-make the frames between latent frames' first frames with the learned interpolator
+    # (delivery.from_keyframes): no jump every latent frame, a few points less shape (MODEL_CARD "Seams").
+    smooth_seams: bool = False
     # Verifier guidance (flow/guidance.verifier_guided): `verifier` is a file in the directory of the
     # autoencoder whose latents it reads (models/verifier.py); each step at noise levels in the
     # interval moves the clean-clip estimate by `verifier_guidance` along its gradient towards the
@@ -420,6 +423,11 @@ class Pipeline:
                                                    layout_guidance, layout_plan)
         with fast_autocast():  # models/precision.py: 3x faster decoding where the CPU has bf16
             video = self.autoencoder.decode(latents)[0].float()  # (3, T', H, W)
+        if self.config.smooth_seams:
+            if self.enhancers.interpolator is None:
+                raise InputError("smoothing seams needs the learned frame interpolator, which this model directory lacks")
+            video = from_keyframes(video, self.autoencoder.cfg.time_down, self.enhancers.interpolator)
+            settings["smooth_seams"] = True
         return video, settings
 
     def sample_latents(self, prompt, negative_prompt=None, seconds=4.0, fps=None, size=None, seed=None, steps=None,

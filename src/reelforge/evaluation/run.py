@@ -35,7 +35,7 @@ def evaluate(pipe, per_set: int = 24, steps=None, guidance=None, sampler=None, s
     results = {"settings": {"per_set": per_set, "steps": steps or pipe.config.steps,
                             "guidance": guidance or pipe.config.guidance, "sampler": sampler or pipe.config.sampler,
                             "model": pipe.config.name, "seed": seed, "cache_threshold": cache_threshold,
-                            "rewrite_prompt": rewrite_prompt,
+                            "rewrite_prompt": rewrite_prompt, "smooth_seams": pipe.config.smooth_seams,
                             "layout_guidance": pipe.config.layout_guidance if layout_guidance is None else layout_guidance}}
     started = time.time()
     for name in sets:
