@@ -46,14 +46,13 @@ def from_keyframes(video: torch.Tensor, time_down: int, interpolator: FrameInter
     at a cost of a few points of the analyzer's shape reading (MODEL_CARD "Seams")."""
     frames = video.transpose(0, 1)  # (T, 3, H, W)
     keys = [0, *range(1, len(frames), time_down)]
+    made, first, second, t = [], [], [], []  # every in-between frame in one batch
+    for a, b in zip(keys[:-1], keys[1:]):
+        for i in range(a + 1, b):
+            made.append(i), first.append(a), second.append(b), t.append((i - a) / (b - a))
     out = frames.clone()
-    for first, second in zip(keys[:-1], keys[1:]):
-        gap = second - first
-        if gap < 2:
-            continue
-        t = torch.arange(1, gap, dtype=frames.dtype) / gap
-        out[first + 1:second] = interpolator(frames[first].expand(gap - 1, -1, -1, -1),
-                                             frames[second].expand(gap - 1, -1, -1, -1), t).clamp(-1, 1)
+    if made:
+        out[made] = interpolator(frames[first], frames[second], torch.tensor(t, dtype=frames.dtype)).clamp(-1, 1)
     return out.transpose(0, 1)
 
 
