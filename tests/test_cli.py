@@ -102,6 +102,15 @@ def test_eval_reports_each_sets_seam_ratio_and_each_clips_consistency(run, tiny_
     assert all(0 <= clip["consistency"] <= 1 for clip in held_out["clips"]) and len(held_out["clips"]) == 2
 
 
+def test_smooth_seams_without_an_interpolator_is_named_before_any_work(run, tiny_model_dir, tmp_path):
+    out = tmp_path / "clip.mp4"
+    code, text = run("generate", "a red ball", "-o", str(out), "--model", str(tiny_model_dir), "--smooth-seams", "--quiet")
+    assert code == 2 and "smooth_seams needs the learned frame interpolator" in text and not out.exists()
+    code, text = run("generate", "a red ball", "-o", str(out), "--model", str(tiny_model_dir), "--no-smooth-seams",
+                     "--quiet", "--seconds", "1")
+    assert code == 0, text
+
+
 def test_eval_names_an_unknown_prompt_set(run, tiny_model_dir, tmp_path):
     code, text = run("eval", "--model", str(tiny_model_dir), "--sets", "held_out,bogus", "--json", str(tmp_path / "e.json"))
     assert code == 2 and "unknown prompt set" in text and "seen, held_out, paraphrase" in text

@@ -444,7 +444,7 @@ def test_layout_guidance_in_training_needs_the_bank():
         TransformerTrainConfig(data="stream", layout_guidance=2.0)
 
 
-def test_training_with_a_temporal_term_logs_it_and_learns(tiny_bank, tiny_model_dir, tmp_path):
+def test_training_with_a_temporal_term_logs_it_and_names_bad_weights(tiny_bank, tiny_model_dir, tmp_path):
     model = json.loads((tiny_model_dir / "transformer.json").read_text())
     cfg = TransformerTrainConfig(run_dir=str(tmp_path / "run"), bank=tiny_bank.run_dir, steps=2, batch_size=2, warmup=1,
                                  checkpoint_every=2, log_every=1, model=model, temporal_weight=1.0,

@@ -43,21 +43,24 @@ def main():
     """ReelForge: open, self-hosted text-to-video."""
 
 
-def _load_pipeline(model: str | None, turbo: bool = False, smooth_seams: bool = False):
+def _load_pipeline(model: str | None, turbo: bool = False, smooth_seams: bool | None = None):
+    """The model directory's pipeline; `smooth_seams` True or False overrides its `pipeline.json`."""
     from dataclasses import replace
 
     from .pipeline import CheckpointError, Pipeline
     try:
         pipe = Pipeline.from_pretrained(model, turbo=turbo)
+        if smooth_seams is not None:
+            pipe.config = replace(pipe.config, smooth_seams=smooth_seams)
+            pipe.check_smoothing()
     except CheckpointError as e:
         fail(str(e))
-    if smooth_seams:
-        pipe.config = replace(pipe.config, smooth_seams=True)
     return pipe
 
 
 SMOOTH_SEAMS_HELP = ("Re-make the frames between latent frames with the learned interpolator: no jump every "
-                     "half second, a few points less shape as the analyzer reads it (MODEL_CARD 'Seams').")
+                     "half second, a few points less shape as the analyzer reads it (MODEL_CARD 'Seams every "
+                     "half second') [default: the model's; on for the built-in model, off for its turbo student].")
 
 
 @main.command()
@@ -87,7 +90,7 @@ SMOOTH_SEAMS_HELP = ("Re-make the frames between latent frames with the learned 
 @click.option("--layout-guidance", type=float, default=None,
               help="Steer the object along the path its motion plans, by this cross-attention bias (0 = off) "
               "[default: the model's, 2 for the built-in model].")
-@click.option("--smooth-seams", is_flag=True, help=SMOOTH_SEAMS_HELP)
+@click.option("--smooth-seams/--no-smooth-seams", default=None, help=SMOOTH_SEAMS_HELP)
 def generate(prompt, output, seconds, storyboard, fps, size, seed, steps, guidance, negative, sampler, fmt, model,
              quiet, visible_mark, cache_threshold, turbo, no_rewrite, layout_guidance, smooth_seams):
     """Generate a video from PROMPT (or from a --storyboard)."""
@@ -222,7 +225,8 @@ def train(config_path, log_path):
               help="Noise levels LO HI where layout guidance applies.")
 @click.option("--noise-correlation", type=float, default=None,
               help="Share of the starting noise common to all latent frames, as the transformer was trained (0: none).")
-@click.option("--smooth-seams", is_flag=True, help=SMOOTH_SEAMS_HELP + " Needs --interpolator.")
+@click.option("--smooth-seams", is_flag=True, help="Record smooth_seams: the frames between latent frames re-made "
+              "by the learned interpolator (needs --interpolator).")
 def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, steps, guidance, sampler, clean_context,
            guidance_interval, guidance_outside, guide, autoguidance, autoguidance_interval, verifier,
            verifier_guidance, verifier_guidance_interval, layout_guidance, layout_interval, noise_correlation,
@@ -309,7 +313,7 @@ def export_turbo(transformer, model_dir, name, steps, sampler, shift, layout_gui
 @click.option("--sets", default=None, help="Which prompt sets to run, comma-separated: seen, held_out, "
               "paraphrase [default: all].")
 @click.option("--layout-guidance", type=float, default=None, help="Override the model's layout guidance (0 = off).")
-@click.option("--smooth-seams", is_flag=True, help=SMOOTH_SEAMS_HELP)
+@click.option("--smooth-seams/--no-smooth-seams", default=None, help=SMOOTH_SEAMS_HELP)
 def evaluate(model, per_set, steps, guidance, sampler, seed, json_path, turbo, no_rewrite, sets, layout_guidance,
              smooth_seams):
     """Judge prompt adherence (seen, held-out, paraphrases) and temporal consistency with the analyzer."""

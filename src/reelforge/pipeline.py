@@ -255,6 +255,7 @@ class Pipeline:
         self.verifier = verifier  # steers sampling (PipelineConfig.verifier), if the model has one
         self.autoencoder = channels_last(autoencoder) if autoencoder is not None else None
         self.enhancers = enhancers or Enhancers()
+        self.check_smoothing()
         self.model_dir: Path | None = None  # set by from_pretrained; where a turbo student is looked for
         self._turbo: Pipeline | None = None
         self._rewriter: PromptRewriter | None = None
@@ -331,6 +332,11 @@ class Pipeline:
             raise InputError(f"guidance must be > 0 and <= 30, got {guidance}")
         if sampler not in SAMPLERS:
             raise InputError(f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
+
+    def check_smoothing(self) -> None:
+        if self.config.smooth_seams and self.enhancers.interpolator is None:
+            raise CheckpointError(f"{self.config.name}: smooth_seams needs the learned frame interpolator "
+                                  "(interpolator.safetensors), which this model directory lacks")
 
     def bucket_for(self, size: tuple[int, int] | None) -> tuple[int, int]:
         """The trained generation size whose aspect ratio is closest to the request."""
@@ -418,14 +424,13 @@ class Pipeline:
         """Video (3, T, H, W) in [-1, 1] at the model's frame rate and bucket size, and its settings.
         `layout_plan`: (seed, start in seconds) of the path a clip with a prefix continues; a clip
         without one follows its own seed's path from the start."""
+        self.check_smoothing()  # before any sampling: the config may have been changed since loading
         _, latents, settings = self.sample_latents(prompt, negative_prompt, seconds, fps, size, seed, steps, guidance,
                                                    sampler, prefix, on_step, cache_threshold, rewrite_prompt,
                                                    layout_guidance, layout_plan)
         with fast_autocast():  # models/precision.py: 3x faster decoding where the CPU has bf16
             video = self.autoencoder.decode(latents)[0].float()  # (3, T', H, W)
         if self.config.smooth_seams:
-            if self.enhancers.interpolator is None:
-                raise InputError("smoothing seams needs the learned frame interpolator, which this model directory lacks")
             video = from_keyframes(video, self.autoencoder.cfg.time_down, self.enhancers.interpolator)
             settings["smooth_seams"] = True
         return video, settings

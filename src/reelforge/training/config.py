@@ -33,9 +33,6 @@ class AutoencoderTrainConfig:
     # decoded renders change 2.2x as much across a latent frame's 4-frame boundary as inside one
     # (the renders themselves: 1.0x), which shows as a jump every half second and at window joins.
     temporal_weight: float = 0.0
-    # Share of the noise's variance common to all latent frames of a clip (flow/objective.frame_correlated_noise);
-    # a model trained with it must be sampled with the same (the pipeline's `noise_correlation`).
-    noise_correlation: float = 0.0
     # Weight of the error in pixel-to-pixel change: the shipped autoencoder keeps the analyzer's shape
     # in only 41-59% of held-out renders (benchmarks/autoencoder_psnr.py --prompts held_out).
     edge_weight: float = 0.0

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from ..flow.guidance import sampling_velocity
 from ..flow.layout import caption_bias
-from ..flow.objective import clean_estimate, interpolate, sample_t, velocity_error
+from ..flow.objective import clean_estimate, frame_correlated_noise, interpolate, sample_t, velocity_error
 from ..flow.samplers import denoise, make_scheduler
 from ..models.discriminator import DiscriminatorConfig, LatentDiscriminator, discriminator_loss, generator_loss
 from ..models.text_encoder import TextEncoder
@@ -110,7 +110,8 @@ def make_pairs(cfg: DistillConfig, log: Callable[[str], None] = lambda s: None) 
 
     def make(rng, captions, width, height, frames):
         generator = torch.Generator().manual_seed(rng.randrange(2**31))
-        noise = torch.randn((len(captions), teacher.cfg.in_channels, frames, height // 4, width // 4), generator=generator)
+        noise = frame_correlated_noise((len(captions), teacher.cfg.in_channels, frames, height // 4, width // 4),
+                                       generator, settings.noise_correlation)  # as the teacher samples
         latents = teacher_latents(teacher, text_encoder, captions, noise.to(device), cfg.teacher_steps,
                                   settings.guidance, settings.sampler, settings.shift,
                                   settings.guidance_interval, settings.guidance_outside, guide,
