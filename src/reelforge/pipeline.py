@@ -255,7 +255,6 @@ class Pipeline:
         self.verifier = verifier  # steers sampling (PipelineConfig.verifier), if the model has one
         self.autoencoder = channels_last(autoencoder) if autoencoder is not None else None
         self.enhancers = enhancers or Enhancers()
-        self.check_smoothing()
         self.model_dir: Path | None = None  # set by from_pretrained; where a turbo student is looked for
         self._turbo: Pipeline | None = None
         self._rewriter: PromptRewriter | None = None
@@ -294,6 +293,7 @@ class Pipeline:
         pipe = cls(transformer, autoencoder, text_encoder or TextEncoder(), config, enhancers, guide,
                    load_verifier(parts, config, autoencoder))
         pipe.model_dir = path
+        pipe.check_smoothing()
         return pipe
 
     @property
@@ -313,6 +313,7 @@ class Pipeline:
                                    verifier=load_verifier(parts_dir(path, config), config, self.autoencoder))
             self._turbo.model_dir = path
             self._turbo._rewriter = self._rewriter
+            self._turbo.check_smoothing()
         return self._turbo
 
     def check_inputs(self, prompt, seconds, fps, size, guidance, steps, sampler) -> None:
