@@ -80,7 +80,8 @@ class PipelineConfig:
     # trained (flow/objective.frame_correlated_noise); 0: independent frames.
     noise_correlation: float = 0.0
     # Re-make the frames between latent frames' first frames with the learned interpolator
-    # (delivery.from_keyframes): no jump every latent frame, a few points less shape (MODEL_CARD "Seams").
+    # (delivery.from_keyframes): no jump every latent frame, a few points less shape (MODEL_CARD.md,
+    # "Seams every half second").
     smooth_seams: bool = False
     # Verifier guidance (flow/guidance.verifier_guided): `verifier` is a file in the directory of the
     # autoencoder whose latents it reads (models/verifier.py); each step at noise levels in the

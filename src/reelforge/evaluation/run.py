@@ -46,15 +46,14 @@ def evaluate(pipe, per_set: int = 24, steps=None, guidance=None, sampler=None, s
             analysis, judged = judge(video.frames, video.fps, factors)
             judgements.append(judged)
             consistency.append(temporal_consistency(analysis))
-            if video.fps == pipe.config.fps:  # frames as decoded: a jump at every latent frame shows
-                seams.append(latent_seam_ratio(video.frames, pipe.autoencoder.cfg.time_down))
+            seams.append(latent_seam_ratio(video.frames, pipe.autoencoder.cfg.time_down))  # at the model's fps
             clips.append({"prompt": prompt, "revised_prompt": video.settings.get("revised_prompt", prompt),
                           "factors": factors.to_dict(), "judged": judged, "consistency": consistency[-1],
                           "seen": {"background": analysis.background,
                                    **({k: getattr(analysis.main, k) for k in ("color", "shape", "motion", "size", "speed")}
                                       if analysis.main else {})}})
         results[name] = {"adherence": adherence_rates(judgements), **consistency_summary(consistency),
-                         "seam_ratio": float(np.median(seams)) if seams else None, "clips": clips}
+                         "seam_ratio": float(np.median(seams)), "clips": clips}
     results["seconds"] = time.time() - started
     return results
 
@@ -73,5 +72,5 @@ def results_table(results: dict):
         r = results[name]
         table.add_row(name, *[f"{100 * r['adherence'][f]:.0f}%" if f in r["adherence"] else "-" for f in FACTORS],
                       f"{100 * r['temporal_consistency']:.1f}%",
-                      f"{r['seam_ratio']:.2f}" if r.get("seam_ratio") is not None else "-")
+                      f"{r['seam_ratio']:.2f}")
     return table

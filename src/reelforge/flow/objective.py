@@ -74,14 +74,19 @@ def flow_loss(model, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, wei
     return velocity_loss(model(interpolate(x0, noise, t), t, **cond), x0, noise, weight)
 
 
+def per_sample_mean(values: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over everything but the batch dimension (B,); with `weight` (broadcast against
+    `values`), the weighted mean."""
+    if weight is None:
+        return values.flatten(1).mean(1)
+    weight = weight.float().expand_as(values)
+    return (values * weight).flatten(1).sum(1) / weight.flatten(1).sum(1)
+
+
 def velocity_loss(v: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor, weight: torch.Tensor | None = None
                   ) -> torch.Tensor:
     """flow_loss of a velocity already predicted (B,)."""
-    error = velocity_error(v, x0, noise)
-    if weight is None:
-        return error.flatten(1).mean(1)
-    weight = weight.float().expand_as(error)
-    return (error * weight).flatten(1).sum(1) / weight.flatten(1).sum(1)
+    return per_sample_mean(velocity_error(v, x0, noise), weight)
 
 
 def temporal_loss(v: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
@@ -95,11 +100,9 @@ def temporal_loss(v: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor, t: tor
     decoder alone gives 1.7); this term asks the model to err coherently in time instead."""
     error = expand_t(t, x0) * (v.float() - velocity_target(x0, noise).float())
     change = (error[:, :, 1:] - error[:, :, :-1]).pow(2)
-    if weight is None:
-        return change.flatten(1).mean(1)
-    weight = weight.float().expand_as(error)
-    weight = (weight[:, :, 1:] + weight[:, :, :-1]) / 2
-    return (change * weight).flatten(1).sum(1) / weight.flatten(1).sum(1)
+    if weight is not None:  # a pair of latent frames weighs the mean of its two
+        weight = (weight[:, :, 1:].float() + weight[:, :, :-1].float()) / 2
+    return per_sample_mean(change, weight)
 
 
 def self_condition_input(model, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, use: torch.Tensor,

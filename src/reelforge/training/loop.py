@@ -14,8 +14,8 @@ import torch
 from safetensors.torch import load_file
 
 from ..flow.layout import PLAN_MARGIN_CELLS, caption_bias, token_cells
-from ..flow.objective import (clean_estimate, frame_correlated_noise, interpolate, sample_t, self_condition_input, temporal_loss,
-                              velocity_loss)
+from ..flow.objective import (clean_estimate, frame_correlated_noise, interpolate, sample_t, self_condition_input,
+                              temporal_loss, velocity_loss)
 from ..models.text_encoder import TextEncoder
 from ..models.transformer import TransformerConfig, VideoTransformer, resize_patch_weights
 from ..models.verifier import LatentVerifier, VerifierConfig
