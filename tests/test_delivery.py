@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reelforge.delivery import Enhancers, deliver_frames, from_keyframes, source_positions
+from reelforge.delivery import Enhancers, deliver_frames, from_keyframes, join_windows, source_positions
 from reelforge.models.interpolator import FrameInterpolator, InterpolatorConfig
 from reelforge.models.upscaler import UpscalerConfig, VideoUpscaler
 from reelforge.training.config import EnhanceTrainConfig
@@ -217,3 +217,15 @@ def test_smooth_seams_keeps_the_key_frames_and_needs_an_interpolator(tiny_model_
     export_model(*args, PipelineConfig(name="tiny", steps=2, smooth_seams=True))  # no interpolator: named at loading
     with pytest.raises(CheckpointError, match="smooth_seams needs the learned frame interpolator"):
         Pipeline.from_pretrained(tmp_path / "model", text_encoder=text_encoder)
+
+
+def test_window_join_runs_evenly_from_the_first_held_frame_to_the_first_new_one():
+    held = np.zeros((5, 8, 8, 3), np.uint8)  # the video's last frames, held by the continuation
+    redraw = np.full((6, 8, 8, 3), 100, np.uint8)  # its redraw of them, unlike the original...
+    redraw[5] = 50  # ...and its first new frame
+    fade = FrameInterpolator(InterpolatorConfig(channels=(8, 8, 8)))  # untrained: the cross-fade
+    bridged = np.concatenate([join_windows(held, redraw, fade), redraw[5:]]).astype(int)[:, 0, 0, 0]
+    assert bridged.tolist() == [0, 10, 20, 30, 40, 50]
+    faded = np.concatenate([join_windows(held, redraw, None), redraw[5:]]).astype(int)[:, 0, 0, 0]
+    assert faded.tolist() == [17, 33, 50, 67, 83, 50]  # without an interpolator: a jump into the new frames
+    assert np.abs(np.diff(bridged)).max() < np.abs(np.diff(faded)).max()

@@ -66,6 +66,18 @@ def test_extend_appends_the_continuation(tiny_pipeline):
     assert np.abs(first_faded - first.frames[-held]).mean() < np.abs(first_faded - longer.frames[-1]).mean() + 1
 
 
+def test_extend_with_an_interpolator_bridges_from_the_first_held_frame_to_the_continuation(tiny_pipeline, monkeypatch):
+    from reelforge.models.interpolator import FrameInterpolator, InterpolatorConfig
+    monkeypatch.setattr(tiny_pipeline.enhancers, "interpolator", FrameInterpolator(InterpolatorConfig(channels=(8, 8, 8))))
+    first = tiny_pipeline("a red square moves right", seconds=1, seed=3)
+    longer = tiny_pipeline.extend(first.frames, first.fps, "a red square moves right", seconds=1, seed=4)
+    held, start = 5, len(first.frames) - 5
+    assert np.array_equal(longer.frames[:start + 1], first.frames[:start + 1])
+    a, b = longer.frames[start].astype(float), longer.frames[start + held].astype(float)
+    for i in range(1, held):  # the untrained interpolator cross-fades: the bridge is the straight blend
+        assert np.abs(longer.frames[start + i] - ((1 - i / held) * a + i / held * b)).max() <= 1
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"prompt": "   "}, "prompt is empty"),
     ({"seconds": 0}, "seconds must be > 0"),

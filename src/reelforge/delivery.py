@@ -57,6 +57,31 @@ def from_keyframes(video: torch.Tensor, time_down: int, interpolator: FrameInter
     return out.transpose(0, 1)
 
 
+@torch.no_grad()
+def join_windows(held: np.ndarray, redraw: np.ndarray, interpolator: FrameInterpolator | None) -> np.ndarray:
+    """The `keep` frames where a continuation joins a video, uint8 (keep, H, W, 3).
+
+    `held`: the video's last `keep` frames, which the continuation held fixed in latent space;
+    `redraw`: the continuation's first keep + 1 frames (its decode of the held frames, then its
+    first new frame). The redraw is not the original (an autoencoder round trip and another
+    window's smoothing), so switching to it jumps. With an interpolator, the held frames after the
+    first are re-made between the first and the first new frame: measured over 24 ten-second clips,
+    the change into the first new frame fell from 1.38x the clip's median change (the cross-fade
+    below) to 0.74x, consistency unchanged (benchmarks/window_joins.py; MODEL_CARD.md, "Window joins"). Without one, the
+    original fades into the redraw over the held frames."""
+    keep = len(held)
+    if interpolator is None:
+        weight = np.linspace(0, 1, keep + 2)[1:-1, None, None, None]  # (keep, 1, 1, 1): toward the redraw
+        return np.rint((1 - weight) * held + weight * redraw[:keep]).astype(np.uint8)
+    if keep == 1:
+        return held.copy()
+    t = torch.arange(1, keep, dtype=torch.float32) / keep
+    first = _to_float(held[:1]).expand(keep - 1, -1, -1, -1)
+    last = _to_float(redraw[keep:keep + 1]).expand(keep - 1, -1, -1, -1)
+    made = interpolator(first, last, t).clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return np.concatenate([held[:1], made.permute(0, 2, 3, 1).numpy()])
+
+
 def crop_to_aspect(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Centre-crop (..., H, W) to the aspect ratio of size (W, H): never stretch."""
     h, w = video.shape[-2:]

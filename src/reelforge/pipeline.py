@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 
-from .delivery import Delivery, Enhancers, from_keyframes, resize_video, retime
+from .delivery import Delivery, Enhancers, from_keyframes, join_windows, resize_video, retime
 from .flow.cache import first_block_cache
 from .flow.guidance import sampling_velocity, verifier_guided
 from .flow.layout import layout_guided, plan_cells, prompt_bias
@@ -399,13 +399,12 @@ class Pipeline:
                                          seed, steps, guidance, sampler, prefix, on_step, cache_threshold,
                                          rewrite_prompt, layout_guidance, plan)
         if fps == self.config.fps and keep <= len(frames):
-            # Overlapping windows: the new decode redraws the held frames too; fade the original
-            # into that redraw over them, so the join falls inside one decode and shows no jump.
+            # Overlapping windows: the new decode redraws the held frames too; the join is made
+            # over them (delivery.join_windows), so it shows no jump.
             both = self._deliver(video, self.config.fps, fps, seconds + keep / fps, size, settings)
             new = VideoOutput(both.frames[keep:], fps, both.seed, both.settings)
-            weight = np.linspace(0, 1, keep + 2)[1:-1, None, None, None]  # (keep, 1, 1, 1): toward the redraw
-            faded = (1 - weight) * frames[-keep:] + weight * both.frames[:keep]
-            out = np.concatenate([frames[:-keep], np.rint(faded).astype(np.uint8), new.frames])
+            joined = join_windows(frames[-keep:], both.frames[:keep + 1], self.enhancers.interpolator)
+            out = np.concatenate([frames[:-keep], joined, new.frames])
         else:
             new = self._deliver(video[:, keep:], self.config.fps, fps, seconds, size, settings)
             out = np.concatenate([frames, new.frames])
