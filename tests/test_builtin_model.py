@@ -53,8 +53,8 @@ def test_paraphrased_prompts_land_once_rewritten_into_the_models_words(pipe):
 
     rewritten = judge_held_out(pipe, draw=seen, worded=paraphrase)
     as_written = judge_held_out(pipe, draw=seen, worded=paraphrase, rewrite_prompt=False)
-    # reelforge eval over 48 paraphrases: colour 83% and background 88% rewritten, 15% and 50% as
-    # written (MODEL_CARD.md); on these 8, 7/8 and 7/8 rewritten, colour 2/8 as written.
+    # reelforge eval over 96 paraphrases: colour 89.5% and background 92% rewritten; over 48, 15% and
+    # 50% as written (MODEL_CARD.md).
     assert_floors(rewritten, {"background": 5, "colour": 5})
     assert sum(r["colour"] for r in rewritten) >= sum(r["colour"] for r in as_written) + 3, (rewritten, as_written)
 

@@ -31,8 +31,8 @@ def test_generate_says_how_the_model_read_a_rewritten_prompt_and_can_leave_it(ru
             "--quiet")
     code, text = run(*args)
     assert code == 0, text
-    assert "prompt as the model read it: 'a red ball rolls left'" in text
-    assert '"revised_prompt": "a red ball rolls left"' in read_video(out)[2]["comment"]
+    assert "prompt as the model read it: 'a red circle moves left'" in text
+    assert '"revised_prompt": "a red circle moves left"' in read_video(out)[2]["comment"]
     code, text = run(*args, "--no-rewrite")
     assert code == 0 and "read it" not in text and "revised_prompt" not in read_video(out)[2]["comment"]
 

