@@ -8,7 +8,7 @@ interpolator). Reported per method:
 
 - join ratio: the change into each window's first new frame over the clip's median frame-to-frame
   change (`long.seam_ratio`; 1 = a join no larger than the clip's typical change);
-- joined-stretch peak: the largest change over the held frames and into the first new frame, over
+- joined-stretch peak: the largest change into any held frame or into the first new frame, over
   the median, next to the same statistic 12 frames earlier, inside a window (what the clip does
   anyway);
 - the analyzer's adherence and temporal consistency over the whole clip.
@@ -30,7 +30,8 @@ from _common import print_table, write_results  # noqa: E402
 
 import reelforge.pipeline as pipeline_module  # noqa: E402
 from reelforge.delivery import join_windows  # noqa: E402
-from reelforge.evaluation.metrics import FACTORS, adherence_rates, consistency_summary, judge, temporal_consistency  # noqa: E402
+from reelforge.evaluation.metrics import (FACTORS, adherence_rates, consistency_summary, judge,  # noqa: E402
+                                          temporal_consistency)
 from reelforge.evaluation.run import prompt_sets  # noqa: E402
 from reelforge.long import Shot, generate_long, seam_ratio  # noqa: E402
 from reelforge.pipeline import Pipeline  # noqa: E402
@@ -44,8 +45,9 @@ def fade(held, redraw, interpolator):
 
 
 def peaks(frames: np.ndarray, boundaries: list[int]) -> tuple[float, float]:
-    """Largest change over each join's held frames and into its first new frame, and over the
-    stretch INSIDE frames earlier, both over the clip's median change (mean over joins)."""
+    """Largest change from the frame before each join's held frames up to its first new frame
+    (HELD + 1 changes: into each held frame and into the first new one), and over the same stretch
+    INSIDE frames earlier, both over the clip's median change (mean over joins)."""
     diffs = np.abs(np.diff(frames.astype(np.int16), axis=0)).mean(axis=(1, 2, 3))
     typical = float(np.median(diffs)) or 1e-6
     join = [diffs[b - HELD - 1:b].max() / typical for b in boundaries]

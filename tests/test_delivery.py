@@ -229,3 +229,11 @@ def test_window_join_runs_evenly_from_the_first_held_frame_to_the_first_new_one(
     faded = np.concatenate([join_windows(held, redraw, None), redraw[5:]]).astype(int)[:, 0, 0, 0]
     assert faded.tolist() == [17, 33, 50, 67, 83, 50]  # without an interpolator: a jump into the new frames
     assert np.abs(np.diff(bridged)).max() < np.abs(np.diff(faded)).max()
+
+
+def test_window_join_falls_back_to_the_fade_without_a_new_frame_and_keeps_a_single_held_frame():
+    held, redraw = np.zeros((5, 4, 4, 3), np.uint8), np.full((5, 4, 4, 3), 60, np.uint8)  # no new frame
+    fade = FrameInterpolator(InterpolatorConfig(channels=(8, 8, 8)))
+    assert np.array_equal(join_windows(held, redraw, fade), join_windows(held, redraw, None))
+    one = np.full((1, 4, 4, 3), 7, np.uint8)
+    assert np.array_equal(join_windows(one, np.full((2, 4, 4, 3), 90, np.uint8), fade), one)

