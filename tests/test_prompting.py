@@ -69,6 +69,7 @@ def test_a_negated_phrase_is_not_rewritten_into_its_opposite(rewriter):
     ("An amber slab diminishes against a mint wall", "An orange square shrinks on a green background"),
     ("A crimson annulus shrinks against a lemon wall", "A red ring shrinks on a yellow background"),
     ("A huge amber disk rotates on a navy backdrop", "A large orange circle spins on a blue background"),
+    ("A lemon tile expands against a charcoal wall", "A yellow square grows on a black background"),  # kinds of
 ])
 def test_words_the_grammar_never_used_are_looked_up_in_the_dictionary(rewriter, prompt, revised):
     assert rewriter(prompt).revised == revised

@@ -32,13 +32,17 @@ def senses(word: str, pos: str) -> tuple[tuple[str, str], ...]:
 
 
 def near_senses(word: str, pos: str) -> set[str]:
-    """Synset names of a word's first senses and of its synonyms' first senses: "donut" is only a
-    cake to WordNet, but its synonym "doughnut" is also a ring."""
+    """Synset names of a word's first senses, of its synonyms' first senses ("donut" is only a cake
+    to WordNet, but its synonym "doughnut" is also a ring), and of what its senses are kinds of, two
+    levels up (a tile is a slab, a slab is a block; to expand is to grow)."""
     names = set()
     for s in _wordnet().synsets(word, pos=pos)[:SENSES]:
         names.add(s.name())
         for lemma in s.lemma_names():
             names.update(t.name() for t in _wordnet().synsets(lemma, pos=pos)[:SENSES])
+        for parent in s.hypernyms():
+            names.add(parent.name())
+            names.update(grand.name() for grand in parent.hypernyms())
     return names
 
 
