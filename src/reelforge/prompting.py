@@ -307,7 +307,6 @@ class PromptRewriter:
             done.add((slot, clause))
         return done
 
-
     def _define(self, words, taken, replace, slot: str, positions: range, colour_at) -> bool:
         """Fill an object's open shape or motion slot from the dictionary, with the unknown free
         word in its clause that WordNet clearly puts with one value: a sense shared with one of the
@@ -469,14 +468,14 @@ def canonical_caption(prompt: str) -> str | None:
         if len(set(at.values())) > 1 or on_the_object:
             return None  # two other colours, or one on the object itself ("a red and blue ball")
         background = next(iter(at.values()), None)  # the one other colour is the wall behind the object
-    words = ["a", GRAMMAR["size"][named.get("size", "medium")][0], named["color"], GRAMMAR["shape"][named["shape"]][0],
-             GRAMMAR["motion"][named["motion"]][0]]
+    phrases = ["a", GRAMMAR["size"][named.get("size", "medium")][0], named["color"], GRAMMAR["shape"][named["shape"]][0],
+               GRAMMAR["motion"][named["motion"]][0]]
     if named["motion"] != "static" and "speed" in named:
-        words.append(GRAMMAR["speed"][named["speed"]][0])
+        phrases.append(GRAMMAR["speed"][named["speed"]][0])
     if background in GRAMMAR["scene"]:
-        words.append(GRAMMAR["scene"][background][0])
+        phrases.append(GRAMMAR["scene"][background][0])
     elif background:
-        words.append(GRAMMAR["plain"][0].format(c=background))
+        phrases.append(GRAMMAR["plain"][0].format(c=background))
     if "camera" in named:
-        words.append(GRAMMAR["camera"][named["camera"]][0])
-    return _join(" ".join(w for w in words if w).split())  # word by word, so each article fits
+        phrases.append(GRAMMAR["camera"][named["camera"]][0])
+    return _join(" ".join(p for p in phrases if p).split())  # word by word, so each article fits

@@ -6,6 +6,7 @@ import random
 import numpy as np
 import torch
 
+from ..delivery import to_uint8
 from ..world.captions import caption
 from ..world.factors import ClipFactors
 from ..world.render import render
@@ -19,8 +20,7 @@ def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
 
 def tensor_to_frames(video: torch.Tensor) -> np.ndarray:
     """float (3, T, H, W) in [-1, 1] -> uint8 (T, H, W, 3)."""
-    x = video.float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    return x.permute(1, 2, 3, 0).cpu().numpy()
+    return to_uint8(video.float()).permute(1, 2, 3, 0).cpu().numpy()
 
 
 def render_batch(rng: random.Random, batch_size: int, width: int, height: int, num_frames: int,
