@@ -24,16 +24,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import print_table, write_results  # noqa: E402
 
+from reelforge.delivery import tensor_to_frames  # noqa: E402
 from reelforge.evaluation.metrics import consistency_summary, temporal_consistency  # noqa: E402
 from reelforge.evaluation.pixels import psnr  # noqa: E402
+from reelforge.evaluation.run import SETS, prompt_sets  # noqa: E402
 from reelforge.long import latent_seam_ratio  # noqa: E402
 from reelforge.media.decode import h264_roundtrip  # noqa: E402
 from reelforge.pipeline import BUILTIN_DIR  # noqa: E402
 from reelforge.training.bank import load_autoencoder  # noqa: E402
-from reelforge.evaluation.run import SETS, prompt_sets  # noqa: E402
-from reelforge.training.data import frames_to_tensor, render_batch, tensor_to_frames  # noqa: E402
-from reelforge.world.render import render  # noqa: E402
+from reelforge.training.data import frames_to_tensor, render_batch  # noqa: E402
 from reelforge.world.analyzer import analyze  # noqa: E402
+from reelforge.world.render import render  # noqa: E402
 
 
 def latent_boundary_jump(clip: torch.Tensor, time_down: int = 4) -> float:

@@ -22,13 +22,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import print_table, write_results  # noqa: E402
 
+from reelforge.delivery import tensor_to_frames  # noqa: E402
 from reelforge.evaluation.metrics import adherence_rates, consistency_summary, judge, temporal_consistency  # noqa: E402
 from reelforge.evaluation.run import prompt_sets  # noqa: E402
 from reelforge.long import latent_seam_ratio  # noqa: E402
 from reelforge.models.autoencoder import AutoencoderConfig, VideoAutoencoder  # noqa: E402
 from reelforge.models.precision import channels_last, fast_autocast  # noqa: E402
 from reelforge.pipeline import BUILTIN_DIR, Pipeline, load_module  # noqa: E402
-from reelforge.training.data import tensor_to_frames  # noqa: E402
 
 
 @torch.no_grad()

@@ -24,12 +24,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import print_table, write_results  # noqa: E402
 
+from reelforge.delivery import tensor_to_frames  # noqa: E402
 from reelforge.flow.guidance import guided_velocity  # noqa: E402
 from reelforge.flow.objective import flow_loss, sample_t, shift_t  # noqa: E402
 from reelforge.models.text_encoder import TextEncoder  # noqa: E402
 from reelforge.models.transformer import TransformerConfig, VideoTransformer  # noqa: E402
 from reelforge.training.bank import load_autoencoder, load_bank  # noqa: E402
-from reelforge.training.data import tensor_to_frames  # noqa: E402
 from reelforge.training.step import apply_gradients, set_lr  # noqa: E402
 from reelforge.world.analyzer import analyze  # noqa: E402
 from reelforge.world.captions import caption  # noqa: E402

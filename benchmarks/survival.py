@@ -19,12 +19,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import print_table, write_results  # noqa: E402
 
+from reelforge.delivery import tensor_to_frames  # noqa: E402
 from reelforge.evaluation.metrics import judge  # noqa: E402
 from reelforge.flow.guidance import sampling_velocity  # noqa: E402
 from reelforge.flow.objective import interpolate  # noqa: E402
 from reelforge.models.transformer import TransformerConfig, VideoTransformer  # noqa: E402
 from reelforge.pipeline import Pipeline, load_module  # noqa: E402
-from reelforge.training.data import frames_to_tensor, tensor_to_frames  # noqa: E402
+from reelforge.training.data import frames_to_tensor  # noqa: E402
 from reelforge.world.captions import caption  # noqa: E402
 from reelforge.world.render import render  # noqa: E402
 from reelforge.world.splits import sample_train_factors  # noqa: E402

@@ -73,7 +73,7 @@ def main():
     configs = {"default": (pipe, {})}
     if pipe.has_turbo:
         student = pipe.turbo()
-        configs.update({f"turbo student, {n} step{'s' * (n > 1)}": (student, {"steps": n}) for n in (1, 2, 4)})
+        configs.update({f"turbo student, {n} step{'s' * (n > 1)}": (student, {"steps": n}) for n in (1, 2, 3, 4)})
     configs.update({f"cache {t}": (pipe, {"cache_threshold": float(t)}) for t in args.thresholds.split(",")})
     configs["8 steps euler"] = (pipe, {"steps": 8, "sampler": "euler"})
     with tempfile.TemporaryDirectory() as tmp:

@@ -184,6 +184,30 @@ def test_adversarial_distillation_trains_a_discriminator_on_bank_clips_moves_the
     assert any(not torch.equal(first[k], again[k]) for k in first)
 
 
+def test_distribution_matching_trains_a_fake_model_moves_the_student_and_resumes(teacher_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    plain = tiny_config(teacher_dir, tmp_path, teacher_steps=1, pair_chunks=1, run_dir=str(tmp_path / "plain"))
+    make_pairs(plain)
+    train_student(plain)
+    lines = []
+    matched = dataclasses.replace(plain, run_dir=str(tmp_path / "dmd"), dmd_weight=1.0)
+    train_student(matched, lines.append)
+    assert any(" fake " in line and " gap " in line for line in lines)
+    run = tmp_path / "dmd"
+    # Same seed, pairs and batches: only the matching term can make the two students differ.
+    a, b = load_file(str(tmp_path / "plain" / "model.safetensors")), load_file(str(run / "model.safetensors"))
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    teacher = load_file(str(teacher_dir / "transformer.safetensors"))
+    first = load_file(str(run / "fake.safetensors"))
+    assert any(not torch.equal(first[k], teacher[k].float()) for k in first)  # trained, from the teacher's weights
+    lines = []
+    train_student(dataclasses.replace(matched, steps=6), lines.append)
+    assert "fake score model resumed" in lines
+    again = load_file(str(run / "fake.safetensors"))
+    assert any(not torch.equal(first[k], again[k]) for k in first)
+
+
 def test_adversarial_distillation_can_take_the_teachers_outputs_as_the_real_clips(teacher_dir, tmp_path):
     cfg = tiny_config(teacher_dir, tmp_path, teacher_steps=1, pair_chunks=1, adversarial_weight=1.0,
                       adversarial_real="teacher", bank=str(tmp_path / "no_bank"), disc_width=8)

@@ -36,6 +36,25 @@ def test_euler_integrates_a_linear_flow_exactly_in_one_step():
     assert torch.allclose(out, x0, atol=1e-5)
 
 
+@pytest.mark.parametrize("steps", [1, 2, 3, 4])
+def test_every_euler_evaluation_moves_the_latents_an_even_share_of_the_way(steps):
+    # diffusers' own spacing ends at t = 0.001, where a 4-step student's last pass did no work.
+    seen, moves = [], []
+    def velocity(x, t):
+        seen.append(float(t[0]))
+        return torch.ones_like(x)
+    scheduler = make_scheduler("euler", steps)
+    denoise(velocity, torch.zeros(1, 2), scheduler, on_step=lambda i, t, x: moves.append(float(x[0, 0])))
+    assert seen == pytest.approx([1 - k / steps for k in range(steps)])
+    assert torch.diff(torch.tensor([0.0] + moves)).neg().tolist() == pytest.approx([1 / steps] * steps)
+
+
+def test_no_heun_evaluation_is_spent_at_the_end_of_the_path():
+    seen = []
+    denoise(lambda x, t: seen.append(float(t[0])) or torch.ones_like(x), torch.zeros(1, 2), make_scheduler("heun", 8))
+    assert min(seen) == pytest.approx(0.25) and len(seen) == 7  # 4 Heun steps down to t = 1/4, then to 0
+
+
 def test_on_step_can_cancel():
     calls = []
     with pytest.raises(Cancelled):

@@ -191,7 +191,7 @@ def test_an_exported_guide_is_loaded_and_steers_only_the_high_noise_steps(tiny_m
     guided_video = pipe("a red square", seconds=1, seed=0, steps=4, sampler="euler")
     guided = guided_video.frames
     assert guided_video.settings["autoguidance"] == 2.0  # recorded with the output, as every setting is
-    assert calls == pytest.approx([1.0, 0.667], abs=1e-3)  # of Euler's four levels 1, 0.667, 0.334, 0.001
+    assert calls == pytest.approx([1.0, 0.75, 0.5])  # of Euler's four levels 1, 0.75, 0.5, 0.25
     guide, pipe.guide = pipe.guide, None
     assert not np.array_equal(guided, pipe("a red square", seconds=1, seed=0, steps=4, sampler="euler").frames)
     pipe.guide = guide

@@ -282,7 +282,7 @@ def export(transformer, autoencoder, upscaler, interpolator, out_dir, name, step
 @click.option("--model", "model_dir", default="src/reelforge/weights/builtin", show_default=True,
               help="The teacher's model directory; the student goes into its turbo/ folder.")
 @click.option("--name", default="reelforge-turbo", show_default=True)
-@click.option("--steps", type=int, default=2, show_default=True)
+@click.option("--steps", type=int, default=3, show_default=True)
 @click.option("--sampler", default="euler", show_default=True)
 @click.option("--shift", type=float, default=1.0, show_default=True)
 @click.option("--layout-guidance", type=float, default=None,

@@ -123,6 +123,11 @@ def to_uint8(video: torch.Tensor) -> torch.Tensor:
     return video.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
 
 
+def tensor_to_frames(video: torch.Tensor) -> np.ndarray:
+    """float (3, T, H, W) in [-1, 1] -> uint8 (T, H, W, 3)."""
+    return to_uint8(video.float()).permute(1, 2, 3, 0).cpu().numpy()
+
+
 def _to_float(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1  # (T, 3, H, W)
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 
-from .delivery import Delivery, Enhancers, from_keyframes, join_windows, resize_video, retime, to_uint8
+from .delivery import Delivery, Enhancers, from_keyframes, join_windows, resize_video, retime, tensor_to_frames
 from .flow.cache import first_block_cache
 from .flow.guidance import sampling_velocity, verifier_guided
 from .flow.layout import layout_guided, plan_cells, prompt_bias
@@ -547,7 +547,7 @@ class Pipeline:
     def _deliver(self, video: torch.Tensor, source_fps: float, fps: float, seconds: float,
                  size: tuple[int, int] | None, settings: dict) -> VideoOutput:
         """Re-time and resize (3, T, H, W) in [-1, 1] to what was asked, as uint8 frames."""
-        frames = to_uint8(video).permute(1, 2, 3, 0).numpy()  # (T, H, W, 3)
+        frames = tensor_to_frames(video)
         size = size or (frames.shape[2], frames.shape[1])
         settings = {**settings, "size": f"{size[0]}x{size[1]}"}
         return VideoOutput(None, fps, settings["seed"], settings,

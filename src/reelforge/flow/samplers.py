@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, FlowMatchHeunDiscreteScheduler, UniPCMultistepScheduler
 
@@ -54,15 +55,22 @@ def make_scheduler(name: str, steps: int, shift: float = 1.0, frames: int = 1):
         raise SamplerError(f"steps must be >= 1, got {steps}")
     if name == "stagger":
         return StaggeredEulerScheduler(steps, frames, shift)
+    # Noise levels evenly spaced down to 0, as diffusers' Flux and SD3 pipelines pass them: the Euler and
+    # Heun schedulers' own spacing ends at t = 0.001, where the last evaluation moves the latents by a
+    # thousandth of a step (a 4-step student did 3 steps of work, a 2-step one 1).
     if name == "euler":
         scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=shift)
-    elif name == "heun":
+        scheduler.set_timesteps(sigmas=np.linspace(1.0, 1.0 / steps, steps))
+        return scheduler
+    if name == "heun":  # two evaluations per step: halve the steps so `steps` is the cost in evaluations
         scheduler = FlowMatchHeunDiscreteScheduler(num_train_timesteps=1000, shift=shift)
-    else:
-        scheduler = UniPCMultistepScheduler(num_train_timesteps=1000, prediction_type="flow_prediction",
-                                            use_flow_sigmas=True, flow_shift=shift, solver_order=2)
-    # Heun evaluates the model twice per step: halve its steps so `steps` is the cost in evaluations.
-    scheduler.set_timesteps(max(1, steps // 2) if name == "heun" else steps)
+        heun_steps = max(1, steps // 2)
+        scheduler.sigma_min, scheduler.sigma_max = 1.0 / heun_steps, 1.0  # its set_timesteps spaces these
+        scheduler.set_timesteps(heun_steps)
+        return scheduler
+    scheduler = UniPCMultistepScheduler(num_train_timesteps=1000, prediction_type="flow_prediction",
+                                        use_flow_sigmas=True, flow_shift=shift, solver_order=2)
+    scheduler.set_timesteps(steps)
     return scheduler
 
 

@@ -221,8 +221,15 @@ class DistillConfig:
     # is no longer among the things averaged.
     layout_guidance: float = 0.0
     layout_interval: tuple = (0.4, 1.0)
+    # Distribution matching (training/score_matching.py): > 0 adds this weight times DMD's loss on the
+    # student's clean-clip estimates, the real score being the teacher guided as its pipeline.json
+    # says and the fake one a copy of it trained at `dmd_lr` on the student's clips.
+    dmd_weight: float = 0.0
+    dmd_lr: float = 1e-4
 
     def __post_init__(self):
+        if self.dmd_weight < 0 or self.dmd_lr <= 0:
+            raise ConfigError(f"dmd_weight must be >= 0 and dmd_lr > 0, got {self.dmd_weight} and {self.dmd_lr}")
         if self.layout_guidance < 0 or not 0 <= self.layout_interval[0] <= self.layout_interval[1] <= 1:
             raise ConfigError(f"layout_guidance must be >= 0 and layout_interval within [0, 1], got "
                               f"{self.layout_guidance} and {list(self.layout_interval)}")

@@ -6,7 +6,6 @@ import random
 import numpy as np
 import torch
 
-from ..delivery import to_uint8
 from ..world.captions import caption
 from ..world.factors import ClipFactors
 from ..world.render import render
@@ -16,11 +15,6 @@ from ..world.splits import sample_train_factors
 def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
     """uint8 (T, H, W, 3) -> float (3, T, H, W) in [-1, 1]."""
     return torch.from_numpy(frames).permute(3, 0, 1, 2).float().div(127.5).sub(1.0)
-
-
-def tensor_to_frames(video: torch.Tensor) -> np.ndarray:
-    """float (3, T, H, W) in [-1, 1] -> uint8 (T, H, W, 3)."""
-    return to_uint8(video.float()).permute(1, 2, 3, 0).cpu().numpy()
 
 
 def render_batch(rng: random.Random, batch_size: int, width: int, height: int, num_frames: int,

@@ -30,7 +30,7 @@ from ..flow.layout import caption_bias
 from ..flow.objective import clean_estimate, frame_correlated_noise, interpolate, sample_t, velocity_error
 from ..flow.samplers import denoise, make_scheduler
 from ..models.discriminator import DiscriminatorConfig, LatentDiscriminator, discriminator_loss, generator_loss
-from ..models.text_encoder import TextEncoder
+from ..models.text_encoder import TextEmbeddings, TextEncoder
 from ..models.transformer import TransformerConfig, VideoTransformer
 from ..pipeline import Pipeline, load_guide, load_module, read_config
 from ..prompting import named_factors
@@ -40,6 +40,7 @@ from ..world.splits import sample_train_factors
 from .bank import load_bank
 from .checkpoint import atomic_write, load_weights, resume, save_training_state, save_weights
 from .config import DistillConfig
+from .score_matching import DistributionMatcher
 from .step import StepBudget, apply_gradients, set_lr, training_device
 
 
@@ -205,6 +206,13 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
     if cfg.adversarial_weight > 0:
         adversary = Adversary(cfg, model_cfg.in_channels, model_cfg.text_dim, text_encoder, chunks, device, step)
         adversary.resume(run_dir, log)
+    matcher = None
+    if cfg.dmd_weight > 0:
+        teacher_cfg = read_config(Path(cfg.teacher))  # the real score is guided as the teacher samples
+        teacher = load_module(VideoTransformer, TransformerConfig, teacher_weights).to(device)
+        matcher = DistributionMatcher(teacher, teacher_cfg.guidance, teacher_cfg.guidance_interval,
+                                      teacher_cfg.guidance_outside, cfg.dmd_lr)
+        matcher.resume(run_dir, log)
     rng = random.Random(cfg.seed * 1000 + step)
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + step)
     budget = StepBudget(cfg.steps, cfg.time_budget_s, cfg.warmup, step)
@@ -218,33 +226,47 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
         idx = rng.sample(range(len(captions_all)), min(cfg.batch_size, len(captions_all)))
         index = torch.tensor(idx, device=device)
         noise, x0 = noise_all[index].float(), latents_all[index].float()
-        text = text_encoder([captions_all[i] for i in idx])
         b = len(idx)
+        captions = [captions_all[i] for i in idx]
+        if matcher is None:
+            text = text_encoder(captions)
+        else:  # one call, so the unconditional rows the real score needs are padded as the student's are
+            both = text_encoder([""] * b + captions)
+            uncond = {"text_tokens": both.tokens[:b], "text_mask": both.mask[:b], "text_pooled": both.pooled[:b]}
+            text = TextEmbeddings(both.tokens[b:], both.mask[b:], both.pooled[b:])
         if rng.random() < cfg.frame_t_prob:  # per-frame levels keep clean-context extension working
             t = sample_t(b * x0.shape[2], generator).view(b, x0.shape[2])
         else:
             t = sample_t(b, generator)
         t = t.to(device)
-        cond = {"text_tokens": text.tokens, "text_mask": text.mask, "text_pooled": text.pooled}
-        bias = None if plans is None else plan_bias(text_encoder.tokenizer, plans[chunk], idx, captions_all, t,
-                                                    text.tokens.shape[1], cfg.layout_guidance, cfg.layout_interval)
-        if bias is not None:
-            cond["text_bias"] = bias.to(device)
+        plain = {"text_tokens": text.tokens, "text_mask": text.mask, "text_pooled": text.pooled}
+
+        def bias_at(levels: torch.Tensor) -> torch.Tensor | None:  # along each steered pair's path, by level
+            bias = None if plans is None else plan_bias(text_encoder.tokenizer, plans[chunk], idx, captions_all,
+                                                        levels, text.tokens.shape[1], cfg.layout_guidance,
+                                                        cfg.layout_interval)
+            return None if bias is None else bias.to(device)
+        bias = bias_at(t)
+        cond = plain if bias is None else {**plain, "text_bias": bias}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             x_t = interpolate(x0, noise, t)
             v = model(x_t, t, **cond).float()
             loss = velocity_error(v, x0, noise).mean()
             losses.append(loss.detach())
+            estimate = clean_estimate(x_t, t, v)  # the student's clean clip at this step
             if adversary is not None:
-                estimate = clean_estimate(x_t, t, v)  # the student's clean clip at this step
                 loss = loss + cfg.adversarial_weight * adversary.generator_loss(estimate, text.pooled)
+            if matcher is not None:
+                loss = loss + cfg.dmd_weight * matcher.generator_loss(estimate, plain, uncond, generator, bias_at)
         grad_norm = apply_gradients(model, optimizer, loss, ema, cfg.ema_decay if step > cfg.warmup else 0.0)
         if adversary is not None:
             adversary.step(estimate, text.pooled)
+        if matcher is not None:
+            matcher.step(estimate, plain, generator, cfg.bf16, bias_at)
         step += 1
         if step % cfg.log_every == 0:
             rate = cfg.log_every * cfg.batch_size / (time.time() - started)
-            extra = adversary.report() if adversary is not None else ""
+            extra = (adversary.report() if adversary is not None else "") + (matcher.report() if matcher else "")
             log(f"step {step}/{total_steps} loss {torch.stack(losses).mean():.4f}{extra} grad {grad_norm:.2f} "
                 f"lr {lr:.2e} samples/s {rate:.1f}")
             started, losses = time.time(), []
@@ -253,6 +275,8 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
                                 model_cfg.to_json(), ema)
             if adversary is not None:
                 adversary.save(run_dir)
+            if matcher is not None:
+                matcher.save(run_dir)
     return run_dir / "ema.safetensors"
 
 

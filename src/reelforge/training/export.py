@@ -64,7 +64,7 @@ def export_student(transformer: str | Path, model_dir: str | Path, name: str, st
               "guide": "", "autoguidance": 1.0, "autoguidance_interval": (0.0, 1.0),
               # Steering a 4-step student's two mid-noise steps cost it 24 points of colour (MODEL_CARD.md).
               "verifier": "", "verifier_guidance": 0.0,
-              # Re-making frames takes 0.14 s a clip, as long as the student's 4 steps; --smooth-seams adds it.
+              # Re-making frames takes 0.14 s a clip, about as long as the student's 3 steps; --smooth-seams adds it.
               "smooth_seams": False,
               **({} if layout_guidance is None else {"layout_guidance": layout_guidance})}
     (out / "pipeline.json").write_text(json.dumps(config, indent=2))
