@@ -3,6 +3,7 @@ the student straightens the teacher's paths, and a shipped student loads beside 
 import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -156,8 +157,6 @@ def test_cli_turbo_without_a_student_is_one_clear_error(teacher_dir, tmp_path):
 
 def test_adversarial_distillation_trains_a_discriminator_on_bank_clips_moves_the_student_and_resumes(
         teacher_dir, tmp_path):
-    from safetensors.torch import load_file
-
     from reelforge.training.bank import build_bank
     from reelforge.training.config import BankConfig
 
@@ -167,21 +166,31 @@ def test_adversarial_distillation_trains_a_discriminator_on_bank_clips_moves_the
     plain = tiny_config(teacher_dir, tmp_path, teacher_steps=1, pair_chunks=1, run_dir=str(tmp_path / "plain"))
     make_pairs(plain)
     train_student(plain)
-    lines = []
     adversarial = tiny_config(teacher_dir, tmp_path, teacher_steps=1, pair_chunks=1, adversarial_weight=1.0,
                               bank=bank.run_dir, disc_width=8)
-    train_student(adversarial, lines.append)
-    run = tmp_path / "student"
-    assert any(" disc " in line and " student logit " in line for line in lines)
-    first = load_file(str(run / "discriminator.safetensors"))
-    # Same seed, pairs and batches: only the adversarial term can make the two students differ.
-    a, b = load_file(str(tmp_path / "plain" / "model.safetensors")), load_file(str(run / "model.safetensors"))
+    trains_beside_the_student(adversarial, tmp_path / "plain", "discriminator", (" disc ", " student logit "),
+                              "discriminator resumed")
+
+
+def trains_beside_the_student(cfg, plain_dir, companion: str, logged: tuple[str, ...], resumed: str) -> dict:
+    """Train `cfg`'s student with a network beside it (saved as COMPANION.safetensors): it is logged, it
+    makes the student differ from the plain one of the same seed, pairs and batches, and it resumes and
+    trains on. Its first weights."""
+    from safetensors.torch import load_file
+
+    lines = []
+    train_student(cfg, lines.append)
+    run = Path(cfg.run_dir)
+    assert any(all(word in line for word in logged) for line in lines)
+    first = load_file(str(run / f"{companion}.safetensors"))
+    a, b = load_file(str(plain_dir / "model.safetensors")), load_file(str(run / "model.safetensors"))
     assert any(not torch.equal(a[k], b[k]) for k in a)
     lines = []
-    train_student(dataclasses.replace(adversarial, steps=6), lines.append)
-    assert "discriminator resumed" in lines
-    again = load_file(str(run / "discriminator.safetensors"))
+    train_student(dataclasses.replace(cfg, steps=6), lines.append)
+    assert resumed in lines
+    again = load_file(str(run / f"{companion}.safetensors"))
     assert any(not torch.equal(first[k], again[k]) for k in first)
+    return first
 
 
 def test_distribution_matching_trains_a_fake_model_moves_the_student_and_resumes(teacher_dir, tmp_path):
@@ -190,22 +199,18 @@ def test_distribution_matching_trains_a_fake_model_moves_the_student_and_resumes
     plain = tiny_config(teacher_dir, tmp_path, teacher_steps=1, pair_chunks=1, run_dir=str(tmp_path / "plain"))
     make_pairs(plain)
     train_student(plain)
-    lines = []
     matched = dataclasses.replace(plain, run_dir=str(tmp_path / "dmd"), dmd_weight=1.0)
-    train_student(matched, lines.append)
-    assert any(" fake " in line and " gap " in line for line in lines)
-    run = tmp_path / "dmd"
-    # Same seed, pairs and batches: only the matching term can make the two students differ.
-    a, b = load_file(str(tmp_path / "plain" / "model.safetensors")), load_file(str(run / "model.safetensors"))
-    assert any(not torch.equal(a[k], b[k]) for k in a)
+    first = trains_beside_the_student(matched, tmp_path / "plain", "fake", (" fake ", " gap "),
+                                      "fake score model resumed")
     teacher = load_file(str(teacher_dir / "transformer.safetensors"))
-    first = load_file(str(run / "fake.safetensors"))
     assert any(not torch.equal(first[k], teacher[k].float()) for k in first)  # trained, from the teacher's weights
-    lines = []
-    train_student(dataclasses.replace(matched, steps=6), lines.append)
-    assert "fake score model resumed" in lines
-    again = load_file(str(run / "fake.safetensors"))
-    assert any(not torch.equal(first[k], again[k]) for k in first)
+
+
+def test_matching_towards_verifier_guidance_needs_a_teacher_that_samples_with_it(teacher_dir, tmp_path):
+    cfg = tiny_config(teacher_dir, tmp_path, teacher_steps=1, pair_chunks=1, dmd_weight=1.0, dmd_verifier=True)
+    make_pairs(cfg)
+    with pytest.raises(ValueError, match="dmd_verifier needs a teacher that samples with verifier guidance"):
+        train_student(cfg)
 
 
 def test_adversarial_distillation_can_take_the_teachers_outputs_as_the_real_clips(teacher_dir, tmp_path):

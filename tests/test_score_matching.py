@@ -1,6 +1,8 @@
 """Distribution matching (training/score_matching.py): the student's clips move from where the fake
 model says they are towards where the guided teacher says real clips are, and the fake model learns
 the student's clips."""
+import math
+
 import pytest
 import torch
 
@@ -82,3 +84,20 @@ def test_the_fake_model_learns_where_the_students_clips_are():
 def test_a_negative_matching_weight_is_refused():
     with pytest.raises(ConfigError, match="dmd_weight must be >= 0"):
         DistillConfig(dmd_weight=-1.0)
+
+
+def test_the_verifier_pushes_only_rows_that_name_factors_inside_its_interval_towards_them():
+    from reelforge.models.verifier import LatentVerifier, VerifierConfig
+    from reelforge.training.score_matching import verifier_push
+
+    torch.manual_seed(0)
+    verifier = LatentVerifier(VerifierConfig(in_channels=4, width=8)).eval()
+    estimate = torch.randn(3, 4, 2, 4, 4)
+    wanted = [{"shape": "star"}, {}, {"shape": "star"}]
+    push = verifier_push(verifier, estimate, wanted, torch.tensor([0.5, 0.5, 0.95]), 0.5, (0.4, 0.9))
+    # What the sampler's pushes from t = 0.5 down to 0.4 add up to: 0.5 ln(0.5 / 0.4), along the unit gradient.
+    assert push[0].pow(2).mean().sqrt() == pytest.approx(0.5 * math.log(0.5 / 0.4), rel=1e-4)
+    assert (push[1] == 0).all() and (push[2] == 0).all()  # names nothing / above the interval
+    before = verifier.log_likelihood(estimate[:1], wanted[0])
+    after = verifier.log_likelihood(estimate[:1] + 0.05 * push[:1], wanted[0])
+    assert after.sum() > before.sum()

@@ -56,3 +56,21 @@ def resume(run_dir: Path, model, optimizer, log, ema=None) -> int:
     if state:
         log(f"resumed from step {state['step']}")
     return state["step"] if state else 0
+
+
+def save_companion(run_dir: Path, name: str, module: torch.nn.Module, optimizer) -> None:
+    """A network trained beside the model (a discriminator, a fake score model) and its optimiser, as
+    NAME.safetensors and NAME_optimizer.pt. Written after the model's checkpoint: a crash between the
+    two leaves it one checkpoint behind."""
+    save_weights(module, run_dir / f"{name}.safetensors", module.cfg.to_json())
+    atomic_write(run_dir / f"{name}_optimizer.pt", lambda p: torch.save(optimizer.state_dict(), p))
+
+
+def resume_companion(run_dir: Path, name: str, module: torch.nn.Module, optimizer) -> bool:
+    """Load what save_companion wrote, if it is there."""
+    weights, state = run_dir / f"{name}.safetensors", run_dir / f"{name}_optimizer.pt"
+    if not (weights.exists() and state.exists()):
+        return False
+    load_weights(module, weights)
+    optimizer.load_state_dict(torch.load(state, weights_only=True))
+    return True

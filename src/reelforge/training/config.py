@@ -226,6 +226,7 @@ class DistillConfig:
     # says and the fake one a copy of it trained at `dmd_lr` on the student's clips.
     dmd_weight: float = 0.0
     dmd_lr: float = 1e-4
+    dmd_verifier: bool = False  # the real estimate also pushed by the teacher's verifier guidance, as it samples
 
     def __post_init__(self):
         if self.dmd_weight < 0 or self.dmd_lr <= 0:

@@ -32,13 +32,14 @@ from ..flow.samplers import denoise, make_scheduler
 from ..models.discriminator import DiscriminatorConfig, LatentDiscriminator, discriminator_loss, generator_loss
 from ..models.text_encoder import TextEmbeddings, TextEncoder
 from ..models.transformer import TransformerConfig, VideoTransformer
-from ..pipeline import Pipeline, load_guide, load_module, read_config
+from ..models.verifier import LatentVerifier, VerifierConfig
+from ..pipeline import GUIDED_FACTORS, Pipeline, load_guide, load_module, parts_dir, read_config
 from ..prompting import named_factors
 from ..world.captions import caption
 from ..world.factors import ClipFactors
 from ..world.splits import sample_train_factors
 from .bank import load_bank
-from .checkpoint import atomic_write, load_weights, resume, save_training_state, save_weights
+from .checkpoint import resume, resume_companion, save_companion, save_training_state
 from .config import DistillConfig
 from .score_matching import DistributionMatcher
 from .step import StepBudget, apply_gradients, set_lr, training_device
@@ -210,8 +211,17 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
     if cfg.dmd_weight > 0:
         teacher_cfg = read_config(Path(cfg.teacher))  # the real score is guided as the teacher samples
         teacher = load_module(VideoTransformer, TransformerConfig, teacher_weights).to(device)
+        verifier = None
+        if cfg.dmd_verifier:
+            if not teacher_cfg.verifier or not teacher_cfg.verifier_guidance:
+                raise ValueError(f"dmd_verifier needs a teacher that samples with verifier guidance; {cfg.teacher} "
+                                 f"has none in its pipeline.json")
+            verifier = load_module(LatentVerifier, VerifierConfig,
+                                   parts_dir(Path(cfg.teacher), teacher_cfg) / teacher_cfg.verifier).to(device)
         matcher = DistributionMatcher(teacher, teacher_cfg.guidance, teacher_cfg.guidance_interval,
-                                      teacher_cfg.guidance_outside, cfg.dmd_lr)
+                                      teacher_cfg.guidance_outside, cfg.dmd_lr, verifier=verifier,
+                                      verifier_guidance=teacher_cfg.verifier_guidance,
+                                      verifier_interval=teacher_cfg.verifier_guidance_interval)
         matcher.resume(run_dir, log)
     rng = random.Random(cfg.seed * 1000 + step)
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + step)
@@ -257,7 +267,9 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
             if adversary is not None:
                 loss = loss + cfg.adversarial_weight * adversary.generator_loss(estimate, text.pooled)
             if matcher is not None:
-                loss = loss + cfg.dmd_weight * matcher.generator_loss(estimate, plain, uncond, generator, bias_at)
+                wanted = [steered_factors(text) for text in captions] if cfg.dmd_verifier else None
+                loss = loss + cfg.dmd_weight * matcher.generator_loss(estimate, plain, uncond, generator, bias_at,
+                                                                      wanted)
         grad_norm = apply_gradients(model, optimizer, loss, ema, cfg.ema_decay if step > cfg.warmup else 0.0)
         if adversary is not None:
             adversary.step(estimate, text.pooled)
@@ -278,6 +290,11 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
             if matcher is not None:
                 matcher.save(run_dir)
     return run_dir / "ema.safetensors"
+
+
+def steered_factors(text: str) -> dict[str, str]:
+    """The factors the pipeline's verifier guidance steers a prompt in the grammar's words towards."""
+    return {k: v for k, v in named_factors(text).items() if k in GUIDED_FACTORS}
 
 
 def plan_bias(tokenizer, plan: tuple[torch.Tensor, list[bool]], idx: list[int], captions: list[str],
@@ -327,10 +344,7 @@ class Adversary:
         self.student_logits: list[torch.Tensor] = []
 
     def resume(self, run_dir: Path, log: Callable[[str], None]) -> None:
-        weights, state = run_dir / "discriminator.safetensors", run_dir / "discriminator_optimizer.pt"
-        if weights.exists() and state.exists():
-            load_weights(self.discriminator, weights)
-            self.optimizer.load_state_dict(torch.load(state, weights_only=True))
+        if resume_companion(run_dir, "discriminator", self.discriminator, self.optimizer):
             log("discriminator resumed")
 
     def judged(self, latents: torch.Tensor) -> torch.Tensor:
@@ -380,6 +394,4 @@ class Adversary:
         return f" disc {disc:.3f} student logit {student:.3f}"
 
     def save(self, run_dir: Path) -> None:
-        # Written after the student's checkpoint: a crash between the two leaves it one checkpoint behind.
-        save_weights(self.discriminator, run_dir / "discriminator.safetensors", self.discriminator.cfg.to_json())
-        atomic_write(run_dir / "discriminator_optimizer.pt", lambda p: torch.save(self.optimizer.state_dict(), p))
+        save_companion(run_dir, "discriminator", self.discriminator, self.optimizer)

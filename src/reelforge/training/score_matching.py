@@ -12,6 +12,7 @@ stays, as in DMD, so the student keeps the teacher's layout for each noise draw.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Callable
 
@@ -19,13 +20,33 @@ import torch
 
 from ..flow.objective import clean_estimate, interpolate, sample_t, velocity_error
 from ..models.transformer import VideoTransformer
-from .checkpoint import atomic_write, load_weights, save_weights
+from .checkpoint import resume_companion, save_companion
 
 
 def guidance_per_row(t: torch.Tensor, guidance: float, interval: tuple[float, float], outside: float) -> torch.Tensor:
     """(B,) classifier-free guidance weight per clip, as the teacher's sampler applies it at each level."""
     inside = (t >= interval[0]) & (t <= interval[1])
     return torch.where(inside, torch.full_like(t, guidance), torch.full_like(t, min(outside, guidance)))
+
+
+def verifier_push(verifier, estimate: torch.Tensor, wanted: list[dict[str, str]], t: torch.Tensor, scale: float,
+                  interval: tuple[float, float]) -> torch.Tensor:
+    """How far the teacher's verifier guidance (flow/guidance.verifier_guided) would still move each
+    clean-clip estimate (B, C, T, h, w) on its way down from level t (B,): the sampler moves the
+    estimate by scale dt / t along the verifier's unit-RMS gradient at every level in `interval`, so
+    from t down to the interval's low end that is scale ln(t / low), taken along the gradient at t.
+    Zeros for rows outside the interval (above it the estimate is a blur the verifier cannot read)
+    and for rows that name no factor."""
+    push = torch.zeros_like(estimate)
+    for i, factors in enumerate(wanted):
+        level = float(t[i])
+        if not factors or not interval[0] < level <= interval[1]:
+            continue
+        with torch.enable_grad():
+            clip = estimate[i:i + 1].detach().float().requires_grad_(True)
+            grad, = torch.autograd.grad(verifier.log_likelihood(clip, factors).sum(), clip)
+        push[i:i + 1] = scale * math.log(level / interval[0]) * grad / (grad.pow(2).mean().sqrt() + 1e-12)
+    return push
 
 
 def matching_direction(estimate: torch.Tensor, real_x0: torch.Tensor, fake_x0: torch.Tensor) -> torch.Tensor:
@@ -39,8 +60,12 @@ class DistributionMatcher:
     """The teacher (real score, frozen), the fake score model and its optimiser."""
 
     def __init__(self, teacher: VideoTransformer, guidance: float, interval: tuple[float, float], outside: float,
-                 lr: float, t_range: tuple[float, float] = (0.02, 0.98)):
+                 lr: float, t_range: tuple[float, float] = (0.02, 0.98), verifier=None, verifier_guidance: float = 0.0,
+                 verifier_interval: tuple[float, float] = (0.4, 0.9)):
         self.real = teacher.eval().requires_grad_(False)
+        # The teacher samples with verifier guidance too: its real clips are where the pushed estimate is.
+        self.verifier = None if verifier is None else verifier.eval().requires_grad_(False)
+        self.verifier_guidance, self.verifier_interval = verifier_guidance, verifier_interval
         self.fake = copy.deepcopy(teacher).train().requires_grad_(True)
         self.guidance, self.interval, self.outside, self.t_range = guidance, interval, outside, t_range
         self.optimizer = torch.optim.AdamW(self.fake.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
@@ -52,10 +77,12 @@ class DistributionMatcher:
         return (low + (high - low) * torch.rand(batch, generator=generator)).to(device)
 
     def generator_loss(self, estimate: torch.Tensor, cond: dict, uncond: dict, generator: torch.Generator,
-                       bias_at: Callable[[torch.Tensor], torch.Tensor | None] = lambda t: None) -> torch.Tensor:
+                       bias_at: Callable[[torch.Tensor], torch.Tensor | None] = lambda t: None,
+                       wanted: list[dict[str, str]] | None = None) -> torch.Tensor:
         """The student's distribution-matching loss on its clean-clip estimates (B, C, t, h, w): its
         gradient is the matching direction, and nothing flows into either score model.
-        `bias_at(t)` gives the conditional rows' layout bias at the levels t (or None)."""
+        `bias_at(t)` gives the conditional rows' layout bias at the levels t (or None); `wanted`, each
+        row's factors for the verifier to steer the real estimate towards."""
         b = estimate.shape[0]
         t = self._levels(b, generator, estimate.device)
         noise = torch.randn(estimate.shape, generator=generator).to(estimate.device)
@@ -68,6 +95,9 @@ class DistributionMatcher:
             v_uncond, v_cond = self.real(torch.cat([x_t, x_t]), torch.cat([t, t]), **both).float().chunk(2)
             g = guidance_per_row(t, self.guidance, self.interval, self.outside).view(-1, *[1] * (x_t.dim() - 1))
             real_x0 = clean_estimate(x_t, t, v_uncond + g * (v_cond - v_uncond))
+            if self.verifier is not None and wanted:
+                real_x0 = real_x0 + verifier_push(self.verifier, real_x0, wanted, t, self.verifier_guidance,
+                                                  self.verifier_interval)
             fake_x0 = clean_estimate(x_t, t, self.fake(x_t, t, **cond_b).float())
             direction = matching_direction(estimate.detach().float(), real_x0, fake_x0)
             self.distances.append((fake_x0 - real_x0).abs().mean())
@@ -99,12 +129,8 @@ class DistributionMatcher:
         return f" fake {fake:.4f} gap {gap:.4f}"
 
     def save(self, run_dir: Path) -> None:
-        save_weights(self.fake, run_dir / "fake.safetensors", self.fake.cfg.to_json())
-        atomic_write(run_dir / "fake_optimizer.pt", lambda p: torch.save(self.optimizer.state_dict(), p))
+        save_companion(run_dir, "fake", self.fake, self.optimizer)
 
     def resume(self, run_dir: Path, log: Callable[[str], None]) -> None:
-        weights, state = run_dir / "fake.safetensors", run_dir / "fake_optimizer.pt"
-        if weights.exists() and state.exists():
-            load_weights(self.fake, weights)
-            self.optimizer.load_state_dict(torch.load(state, weights_only=True))
+        if resume_companion(run_dir, "fake", self.fake, self.optimizer):
             log("fake score model resumed")
