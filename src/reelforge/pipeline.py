@@ -235,6 +235,11 @@ def load_guide(model_dir: Path, config: PipelineConfig, transformer: VideoTransf
     return guide
 
 
+def verifier_targets(named: dict[str, str], verifier: LatentVerifier) -> dict[str, str]:
+    """Of the world's factors a prompt names, those verifier guidance steers towards (none: not steered)."""
+    return {k: v for k, v in named.items() if k in GUIDED_FACTORS and k in verifier.cfg.factors}
+
+
 def load_verifier(parts_dir: Path, config: PipelineConfig, autoencoder: VideoAutoencoder) -> LatentVerifier | None:
     """The verifier that steers sampling (`config.verifier`, beside the autoencoder whose latents it
     reads), checked to read them; None when the model has none."""
@@ -489,10 +494,7 @@ class Pipeline:
             rows = torch.cat([torch.zeros_like(bias), bias]) if len(prompts) == 2 else bias  # (B, N, L)
             model_velocity = layout_guided(guided({**text_kwargs, "text_bias": rows}), model_velocity,
                                            cfg.layout_interval)
-        # The world's factors the prompt names, for the verifier to steer towards (none: not steered).
-        wanted = ({k: v for k, v in named.items()
-                   if k in GUIDED_FACTORS and k in self.verifier.cfg.factors}
-                  if self.verifier is not None and cfg.verifier_guidance else {})
+        wanted = verifier_targets(named, self.verifier) if self.verifier is not None and cfg.verifier_guidance else {}
         if wanted:
             model_velocity = verifier_guided(model_velocity, self.verifier, wanted, cfg.verifier_guidance,
                                              cfg.verifier_guidance_interval)

@@ -182,6 +182,12 @@ class PromptRewriter:
                 self._cache[text] = vector
         return torch.stack([self._cache[t] for t in texts])
 
+    def _slot_phrases(self, slot: str) -> tuple[list[str], list[tuple[str, str]], torch.Tensor]:
+        """A slot's values, its (value, phrase) pairs, and the phrases' sentence vectors (pairs, dim)."""
+        values = list(self.phrases[slot])
+        flat = [(v, p) for v in values for p in self.phrases[slot][v]]
+        return values, flat, self._embed([p for _, p in flat])
+
     def __call__(self, prompt: str) -> Rewrite:
         words = _words(prompt)
         if not words:
@@ -280,10 +286,8 @@ class PromptRewriter:
             spans = list(self._spans(words, taken, positions, colour_at, slot))
             if not spans:
                 continue
-            table = self.phrases[slot]
-            values = list(table)
-            flat = [(v, p) for v in values for p in table[v]]
-            sims = self._embed([_span_text(words, s, e, colour_at) for s, e in spans]) @ self._embed([p for _, p in flat]).T
+            values, flat, phrase_vectors = self._slot_phrases(slot)
+            sims = self._embed([_span_text(words, s, e, colour_at) for s, e in spans]) @ phrase_vectors.T
             per_value = _per_value(sims, flat, values)  # (spans, values)
             for row, (start, end) in zip(per_value, spans):
                 row = _rule_out_other_directions(row.clone(), values, words[start:end])
@@ -333,10 +337,7 @@ class PromptRewriter:
                  and not taken[i] and i not in colour_at and words[i] not in FUNCTION_WORDS
                  and words[i].isalpha() and senses(words[i], PARTS_OF_SPEECH[slot])]  # "leisurely" is no verb
         free = [i for i in free if i in after[:1 if slot == "shape" else 3] and not (i > 0 and _negates(words[i - 1]))]
-        table = self.phrases[slot]
-        values = list(table)
-        flat = [(v, p) for v in values for p in table[v]]
-        phrase_vectors = self._embed([p for _, p in flat])
+        values, flat, phrase_vectors = self._slot_phrases(slot)
         best = None  # (similarity, margin, position, value)
         for i in free:
             entries = senses(words[i], PARTS_OF_SPEECH[slot])
@@ -356,7 +357,7 @@ class PromptRewriter:
         if best is None or best[0] < MIN_DEFINED_SIMILARITY or best[1] < MIN_MARGIN:
             return False
         _, _, i, value = best
-        replace(i, i + 1, table[value][0])
+        replace(i, i + 1, self.phrases[slot][value][0])
         return True
 
 

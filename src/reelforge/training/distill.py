@@ -33,7 +33,7 @@ from ..models.discriminator import DiscriminatorConfig, LatentDiscriminator, dis
 from ..models.text_encoder import TextEmbeddings, TextEncoder
 from ..models.transformer import TransformerConfig, VideoTransformer
 from ..models.verifier import LatentVerifier, VerifierConfig
-from ..pipeline import GUIDED_FACTORS, Pipeline, load_guide, load_module, parts_dir, read_config
+from ..pipeline import Pipeline, load_guide, load_module, parts_dir, read_config, verifier_targets
 from ..prompting import named_factors
 from ..world.captions import caption
 from ..world.factors import ClipFactors
@@ -267,7 +267,8 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
             if adversary is not None:
                 loss = loss + cfg.adversarial_weight * adversary.generator_loss(estimate, text.pooled)
             if matcher is not None:
-                wanted = [steered_factors(text) for text in captions] if cfg.dmd_verifier else None
+                wanted = ([verifier_targets(named_factors(prompt), matcher.verifier) for prompt in captions]
+                          if matcher.verifier is not None else None)
                 loss = loss + cfg.dmd_weight * matcher.generator_loss(estimate, plain, uncond, generator, bias_at,
                                                                       wanted)
         grad_norm = apply_gradients(model, optimizer, loss, ema, cfg.ema_decay if step > cfg.warmup else 0.0)
@@ -290,11 +291,6 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
             if matcher is not None:
                 matcher.save(run_dir)
     return run_dir / "ema.safetensors"
-
-
-def steered_factors(text: str) -> dict[str, str]:
-    """The factors the pipeline's verifier guidance steers a prompt in the grammar's words towards."""
-    return {k: v for k, v in named_factors(text).items() if k in GUIDED_FACTORS}
 
 
 def plan_bias(tokenizer, plan: tuple[torch.Tensor, list[bool]], idx: list[int], captions: list[str],
