@@ -213,6 +213,22 @@ def test_matching_towards_verifier_guidance_needs_a_teacher_that_samples_with_it
         train_student(cfg)
 
 
+def test_matching_towards_autoguidance_needs_a_teacher_that_samples_with_a_guide(teacher_dir, tmp_path):
+    from reelforge.training.checkpoint import save_weights
+    cfg = tiny_config(teacher_dir, tmp_path, teacher_steps=1, pair_chunks=1, dmd_weight=1.0, dmd_autoguidance=True)
+    make_pairs(cfg)
+    with pytest.raises(ValueError, match="dmd_autoguidance needs a teacher that samples with autoguidance"):
+        train_student(cfg)
+    teacher = load_module(VideoTransformer, TransformerConfig, teacher_dir / "transformer.safetensors")
+    save_weights(VideoTransformer(teacher.cfg), teacher_dir / "guide.safetensors", teacher.cfg.to_json())
+    config = json.loads((teacher_dir / "pipeline.json").read_text())
+    (teacher_dir / "pipeline.json").write_text(json.dumps({**config, "guide": "guide.safetensors", "autoguidance": 2.0,
+                                                           "autoguidance_interval": [0.5, 1.0]}))
+    lines = []
+    train_student(cfg, lines.append)
+    assert any(" fake " in line for line in lines) and (Path(cfg.run_dir) / "fake.safetensors").exists()
+
+
 def test_adversarial_distillation_can_take_the_teachers_outputs_as_the_real_clips(teacher_dir, tmp_path):
     cfg = tiny_config(teacher_dir, tmp_path, teacher_steps=1, pair_chunks=1, adversarial_weight=1.0,
                       adversarial_real="teacher", bank=str(tmp_path / "no_bank"), disc_width=8)

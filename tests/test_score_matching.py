@@ -71,6 +71,23 @@ def test_the_real_score_is_guided_away_from_the_unconditional_branch():
     assert (estimate.grad < 0).all()  # guided past the conditional point, away from the unconditional one
 
 
+def test_the_real_score_is_autoguided_away_from_the_guide_only_inside_the_guides_interval():
+    point, weaker = torch.full((1, 1, 1, 2, 2), 1.0), torch.full((1, 1, 1, 2, 2), 0.0)
+    estimate = point.expand(4, -1, -1, -1, -1).clone().requires_grad_(True)
+
+    def matcher(interval):
+        return DistributionMatcher(PointFlow(point), 1.0, (0.0, 1.0), 1.0, lr=1e-3, guide=PointFlow(weaker),
+                                   guide_weight=3.0, guide_interval=interval)
+
+    matcher((0.0, 1.0)).generator_loss(estimate, text_rows(4, False), text_rows(4, True),
+                                       torch.Generator().manual_seed(0)).backward()
+    assert (estimate.grad < 0).all()  # extrapolated past the teacher's point, away from the guide's
+    estimate.grad = None
+    matcher((0.99, 1.0)).generator_loss(estimate, text_rows(4, False), text_rows(4, True),  # levels reach 0.98
+                                        torch.Generator().manual_seed(0)).backward()
+    assert estimate.grad.abs().max() < 1e-3  # the plain teacher, which draws where the clip is
+
+
 def test_the_fake_model_learns_where_the_students_clips_are():
     matcher = DistributionMatcher(PointFlow(torch.zeros(1, 1, 1, 2, 2)), 1.0, (0.0, 1.0), 1.0, lr=0.05)
     clips = torch.full((4, 1, 1, 2, 2), 1.5)

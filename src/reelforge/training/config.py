@@ -227,6 +227,7 @@ class DistillConfig:
     dmd_weight: float = 0.0
     dmd_lr: float = 1e-4
     dmd_verifier: bool = False  # the real estimate also pushed by the teacher's verifier guidance, as it samples
+    dmd_autoguidance: bool = False  # the real score also autoguided by the teacher's guide, as it samples
 
     def __post_init__(self):
         if self.dmd_weight < 0 or self.dmd_lr <= 0:

@@ -218,10 +218,19 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
                                  f"has none in its pipeline.json")
             verifier = load_module(LatentVerifier, VerifierConfig,
                                    parts_dir(Path(cfg.teacher), teacher_cfg) / teacher_cfg.verifier).to(device)
+        guide = None
+        if cfg.dmd_autoguidance:
+            guide = load_guide(Path(cfg.teacher), teacher_cfg, teacher)
+            if guide is None or teacher_cfg.autoguidance == 1:
+                raise ValueError(f"dmd_autoguidance needs a teacher that samples with autoguidance; {cfg.teacher} "
+                                 f"has none in its pipeline.json")
+            guide = guide.to(device)
         matcher = DistributionMatcher(teacher, teacher_cfg.guidance, teacher_cfg.guidance_interval,
                                       teacher_cfg.guidance_outside, cfg.dmd_lr, verifier=verifier,
                                       verifier_guidance=teacher_cfg.verifier_guidance,
-                                      verifier_interval=teacher_cfg.verifier_guidance_interval)
+                                      verifier_interval=teacher_cfg.verifier_guidance_interval, guide=guide,
+                                      guide_weight=teacher_cfg.autoguidance,
+                                      guide_interval=teacher_cfg.autoguidance_interval)
         matcher.resume(run_dir, log)
     rng = random.Random(cfg.seed * 1000 + step)
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + step)

@@ -61,8 +61,12 @@ class DistributionMatcher:
 
     def __init__(self, teacher: VideoTransformer, guidance: float, interval: tuple[float, float], outside: float,
                  lr: float, t_range: tuple[float, float] = (0.02, 0.98), verifier=None, verifier_guidance: float = 0.0,
-                 verifier_interval: tuple[float, float] = (0.4, 0.9)):
+                 verifier_interval: tuple[float, float] = (0.4, 0.9), guide: VideoTransformer | None = None,
+                 guide_weight: float = 1.0, guide_interval: tuple[float, float] = (0.0, 1.0)):
         self.real = teacher.eval().requires_grad_(False)
+        # The teacher's branches are autoguided at high noise as it samples (flow/guidance.autoguided).
+        self.guide = None if guide is None else guide.eval().requires_grad_(False)
+        self.guide_weight, self.guide_interval = guide_weight, guide_interval
         # The teacher samples with verifier guidance too: its real clips are where the pushed estimate is.
         self.verifier = None if verifier is None else verifier.eval().requires_grad_(False)
         self.verifier_guidance, self.verifier_interval = verifier_guidance, verifier_interval
@@ -93,6 +97,8 @@ class DistributionMatcher:
             uncond_b = uncond if bias is None else {**uncond, "text_bias": torch.zeros_like(bias)}
             both = {k: torch.cat([uncond_b[k], cond_b[k]]) for k in cond_b}
             v_uncond, v_cond = self.real(torch.cat([x_t, x_t]), torch.cat([t, t]), **both).float().chunk(2)
+            if self.guide is not None:
+                v_uncond, v_cond = self._autoguided(x_t, t, uncond_b, cond_b, v_uncond, v_cond)
             g = guidance_per_row(t, self.guidance, self.interval, self.outside).view(-1, *[1] * (x_t.dim() - 1))
             real_x0 = clean_estimate(x_t, t, v_uncond + g * (v_cond - v_uncond))
             if self.verifier is not None and wanted:
@@ -103,6 +109,22 @@ class DistributionMatcher:
             self.distances.append((fake_x0 - real_x0).abs().mean())
         target = (estimate.detach().float() - direction)
         return 0.5 * (estimate.float() - target).pow(2).mean()
+
+    def _autoguided(self, x_t, t, uncond, cond, v_uncond, v_cond):
+        """Each branch pushed away from the guide's, v_guide + w (v - v_guide), on the rows whose level
+        lies in the guide's interval (weight 1, the plain teacher, elsewhere)."""
+        w = guidance_per_row(t, self.guide_weight, self.guide_interval, 1.0)
+        rows = w != 1.0
+        if not rows.any():
+            return v_uncond, v_cond
+        x, levels = x_t[rows], t[rows]
+        text = {k: torch.cat([uncond[k][rows], cond[k][rows]]) for k in cond}
+        g_uncond, g_cond = self.guide(torch.cat([x, x]), torch.cat([levels, levels]), **text).float().chunk(2)
+        w = w[rows].view(-1, *[1] * (x.dim() - 1))
+        v_uncond, v_cond = v_uncond.clone(), v_cond.clone()
+        v_uncond[rows] = g_uncond + w * (v_uncond[rows] - g_uncond)
+        v_cond[rows] = g_cond + w * (v_cond[rows] - g_cond)
+        return v_uncond, v_cond
 
     def step(self, estimate: torch.Tensor, cond: dict, generator: torch.Generator, bf16: bool,
              bias_at: Callable[[torch.Tensor], torch.Tensor | None] = lambda t: None) -> None:
