@@ -50,14 +50,21 @@ def test_pairs_are_the_teachers_guided_output_on_training_prompts_and_are_not_re
     assert (out / "chunk_00000.safetensors").stat().st_mtime_ns == first
 
 
-def test_pairs_of_an_autoguided_teacher_are_made_with_its_guide(teacher_dir, tmp_path, text_encoder):
+def give_a_guide(teacher_dir) -> tuple[VideoTransformer, VideoTransformer]:
+    """Make the teacher sample with autoguidance 2 at t in [0.5, 1] by a guide that knows nothing (a
+    zero-started output); the teacher and the guide."""
     from reelforge.training.checkpoint import save_weights
     teacher = load_module(VideoTransformer, TransformerConfig, teacher_dir / "transformer.safetensors")
-    guide = VideoTransformer(teacher.cfg)  # zero-started output: a guide that knows nothing
+    guide = VideoTransformer(teacher.cfg)
     save_weights(guide, teacher_dir / "guide.safetensors", teacher.cfg.to_json())
     config = json.loads((teacher_dir / "pipeline.json").read_text())
     (teacher_dir / "pipeline.json").write_text(json.dumps({**config, "guide": "guide.safetensors", "autoguidance": 2.0,
                                                            "autoguidance_interval": [0.5, 1.0]}))
+    return teacher, guide
+
+
+def test_pairs_of_an_autoguided_teacher_are_made_with_its_guide(teacher_dir, tmp_path, text_encoder):
+    teacher, guide = give_a_guide(teacher_dir)
     noise, latents, captions = load_pairs(make_pairs(tiny_config(teacher_dir, tmp_path, teacher_steps=2,
                                                                  pair_chunks=1)))[0]
     guided = teacher_latents(teacher, text_encoder, captions, noise.float(), 2, 2.0, "unipc", 2.0,
@@ -214,16 +221,11 @@ def test_matching_towards_verifier_guidance_needs_a_teacher_that_samples_with_it
 
 
 def test_matching_towards_autoguidance_needs_a_teacher_that_samples_with_a_guide(teacher_dir, tmp_path):
-    from reelforge.training.checkpoint import save_weights
     cfg = tiny_config(teacher_dir, tmp_path, teacher_steps=1, pair_chunks=1, dmd_weight=1.0, dmd_autoguidance=True)
     make_pairs(cfg)
     with pytest.raises(ValueError, match="dmd_autoguidance needs a teacher that samples with autoguidance"):
         train_student(cfg)
-    teacher = load_module(VideoTransformer, TransformerConfig, teacher_dir / "transformer.safetensors")
-    save_weights(VideoTransformer(teacher.cfg), teacher_dir / "guide.safetensors", teacher.cfg.to_json())
-    config = json.loads((teacher_dir / "pipeline.json").read_text())
-    (teacher_dir / "pipeline.json").write_text(json.dumps({**config, "guide": "guide.safetensors", "autoguidance": 2.0,
-                                                           "autoguidance_interval": [0.5, 1.0]}))
+    give_a_guide(teacher_dir)
     lines = []
     train_student(cfg, lines.append)
     assert any(" fake " in line for line in lines) and (Path(cfg.run_dir) / "fake.safetensors").exists()
