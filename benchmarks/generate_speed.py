@@ -3,10 +3,12 @@
 Each configuration runs in a fresh subprocess so that peak RSS belongs to it alone.
 
     python benchmarks/generate_speed.py [--runs 3] [--threads 2] [--configs default,no-autoguidance,no-verifier,no-layout,12]
+                                        [--models builtin,path/to/model_dir]
 
 A configuration is "default" (the shipped settings), "no-autoguidance" (the same without the guide
 model's passes), "no-verifier" (without verifier guidance), "no-layout" (without layout guidance) or
-a number of sampling steps.
+a number of sampling steps. Each configuration runs for each of `--models` ("builtin": the shipped model),
+one after the other in the same run, so two models' times are measured side by side.
 """
 from __future__ import annotations
 
@@ -25,14 +27,14 @@ import json, resource, sys, time, torch
 torch.set_num_threads(int(sys.argv[1]))
 config = sys.argv[2]
 steps = int(config) if config.isdigit() else None
-runs, out = int(sys.argv[3]), sys.argv[4]
+runs, out, model = int(sys.argv[3]), sys.argv[4], sys.argv[5]
 t0 = time.perf_counter()
 from reelforge.pipeline import Pipeline
 from reelforge.media.provenance import load_identity, write_marked
 import os, tempfile
 os.environ["REELFORGE_HOME"] = tempfile.mkdtemp()
 identity = load_identity()
-pipe = Pipeline.from_pretrained()
+pipe = Pipeline.from_pretrained(None if model == "builtin" else model)
 from dataclasses import replace
 if config == "no-autoguidance":
     pipe.config = replace(pipe.config, autoguidance=1.0)
@@ -60,20 +62,23 @@ def main():
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--configs", default="default,no-autoguidance,no-verifier,no-layout,12")
+    p.add_argument("--models", default="builtin", help='model directories, comma-separated ("builtin": the shipped one)')
     args = p.parse_args()
     rows, results = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        for config in args.configs.split(","):
-            if config not in ("default", "no-autoguidance", "no-verifier", "no-layout") and not config.isdigit():
-                p.error(f"unknown configuration {config!r}; use default, no-autoguidance, no-verifier, no-layout "
-                        "or a number of steps")
-            out = subprocess.run([sys.executable, "-c", CHILD, str(args.threads), config, str(args.runs),
-                                  str(Path(tmp) / "clip.mp4")], capture_output=True, text=True, check=True)
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            results[config] = r
-            mean = sum(r["times_s"]) / len(r["times_s"])
-            rows.append([config, r["steps"], f"{mean:.2f} s", f"{min(r['times_s']):.2f} s", f"{r['peak_rss_mb']:.0f} MB",
-                         f"{r['load_s']:.1f} s"])
+        for model in args.models.split(","):
+            for config in args.configs.split(","):
+                if config not in ("default", "no-autoguidance", "no-verifier", "no-layout") and not config.isdigit():
+                    p.error(f"unknown configuration {config!r}; use default, no-autoguidance, no-verifier, no-layout "
+                            "or a number of steps")
+                out = subprocess.run([sys.executable, "-c", CHILD, str(args.threads), config, str(args.runs),
+                                      str(Path(tmp) / "clip.mp4"), model], capture_output=True, text=True, check=True)
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                name = config if model == "builtin" else f"{model}:{config}"
+                results[name] = r
+                mean = sum(r["times_s"]) / len(r["times_s"])
+                rows.append([name, r["steps"], f"{mean:.2f} s", f"{min(r['times_s']):.2f} s",
+                             f"{r['peak_rss_mb']:.0f} MB", f"{r['load_s']:.1f} s"])
     path = write_results("generate_speed", {"threads": args.threads, "clip": "4 s, 64x64, 8 fps, MP4", "runs": results})
     print_table(f"Default 4-second clip, prompt -> MP4, {args.threads} threads",
                 ["config", "steps", "mean", "best", "peak RSS", "model load"], rows)

@@ -7,13 +7,7 @@ set -o pipefail
 CONFIGS=${CONFIGS:-configs}
 OUT=${OUT:-out_gpu}
 mkdir -p "$OUT"
-SITE=${SITE:-/tmp/site}
-if [ -d .carry/whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .carry/whl/*.whl || exit 1
-  python3 scripts/carry_text_encoder.py .carry/minilm --unpack "$SITE" || exit 1
-fi
-export PYTHONPATH="$SITE:$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
-rf() { python3 -c "import sys; from reelforge.cli import main; sys.argv = ['reelforge'] + sys.argv[1:]; main()" "$@"; }
+source scripts/gpu_env.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null
 date
 rf train --config "$CONFIGS/builtin_gpu.json" --log "$OUT/train.log" || exit 1

@@ -3,7 +3,9 @@ import dataclasses
 import pytest
 import torch
 
-from reelforge.flow.layout import layout_bias, object_and_scene_spans, plan_cells, token_offsets, token_positions
+from reelforge.flow.guidance import autoguided
+from reelforge.flow.layout import (layout_bias, object_and_scene_spans, plan_cells, pool_token_bias, token_cells,
+                                   token_offsets, token_positions)
 from reelforge.models.transformer import TransformerConfig, VideoTransformer
 
 
@@ -86,6 +88,36 @@ def test_transformer_with_a_zero_bias_is_unchanged_and_a_bias_reaches_the_output
     moved = model(latents, t, text, mask, pooled, text_bias=bias)
     changed = (moved - plain).abs().amax((0, 1, 2))  # (8, 8) latent cells
     assert changed.max() > 1e-3
+
+
+def test_a_bias_over_fine_tokens_pooled_to_a_coarser_patch_is_the_coarse_tokens_bias():
+    cells = torch.zeros(2, 8, 8)
+    cells[:, 4:, :4] = 1.0  # one object filling a whole coarse token block in each latent frame
+    objects, scenes = torch.tensor([False, True, False]), torch.tensor([False, False, True])
+    fine = layout_bias(token_cells(cells, (1, 2, 2)), objects, scenes, 2.0)[None]  # (1, 32, 3)
+    coarse = layout_bias(token_cells(cells, (1, 4, 4)), objects, scenes, 2.0)[None]  # (1, 8, 3)
+    assert torch.equal(pool_token_bias(fine, (2, 8, 8), (1, 2, 2), (1, 4, 4)), coarse)
+    assert pool_token_bias(fine, (2, 8, 8), (1, 2, 2), (1, 2, 2)) is fine
+    with pytest.raises(ValueError, match="cannot be pooled"):
+        pool_token_bias(coarse, (2, 8, 8), (1, 4, 4), (1, 2, 2))
+
+
+def test_a_guide_with_a_coarser_patch_gets_the_models_layout_bias_recut_to_its_tokens():
+    torch.manual_seed(0)
+    model = VideoTransformer(TransformerConfig(in_channels=4, dim=32, depth=1, heads=2, rope_split=(4, 6, 6),
+                                               patch=(1, 2, 2)))
+    guide = VideoTransformer(TransformerConfig(in_channels=4, dim=32, depth=1, heads=2, rope_split=(4, 6, 6)))
+    seen = {}
+
+    def spy(latents, t, **kwargs):
+        seen["bias"] = kwargs["text_bias"]
+        return guide(latents, t, **kwargs)
+    spy.cfg = guide.cfg
+    latents, t = torch.randn(1, 4, 2, 8, 8), torch.tensor([0.9])
+    text = {"text_tokens": torch.randn(1, 3, 384), "text_mask": torch.ones(1, 3, dtype=torch.bool),
+            "text_pooled": torch.randn(1, 384), "text_bias": torch.randn(1, 32, 3)}
+    autoguided(model, spy, 2.0)(latents, t, **text)
+    assert torch.allclose(seen["bias"], pool_token_bias(text["text_bias"], (2, 8, 8), (1, 2, 2), (1, 4, 4)))
 
 
 def test_pipeline_with_layout_guidance_records_it_and_changes_the_clip(tiny_pipeline):

@@ -6,6 +6,7 @@ from typing import Callable
 
 import torch
 
+from .layout import pool_token_bias
 from .objective import clean_estimate, expand_t
 
 
@@ -50,9 +51,18 @@ def autoguided(model, guide, weight: float, interval: tuple[float, float] = (0.0
             return v
         if not guide_self_conditioned:
             kwargs.pop("self_cond", None)
-        v_guide = guide(latents, t, **kwargs)
+        v_guide = guide(latents, t, **guide_kwargs(kwargs, latents, model, guide))
         return v_guide + weight * (v - v_guide)
     return forward
+
+
+def guide_kwargs(kwargs: dict, latents: torch.Tensor, model, guide) -> dict:
+    """The model's conditioning for its guide: a layout bias over the model's tokens re-cut to the
+    guide's patch (the built-in guide has 16x16-pixel tokens whatever the model it guides)."""
+    patch, guide_patch = (getattr(getattr(m, "cfg", None), "patch", None) for m in (model, guide))
+    if kwargs.get("text_bias") is None or patch is None or guide_patch is None or patch == guide_patch:
+        return kwargs
+    return {**kwargs, "text_bias": pool_token_bias(kwargs["text_bias"], tuple(latents.shape[2:]), patch, guide_patch)}
 
 
 def sampling_velocity(model, text: dict[str, torch.Tensor], guidance: float, interval: tuple[float, float] = (0.0, 1.0),

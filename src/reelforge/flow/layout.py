@@ -102,6 +102,22 @@ def token_cells(cells: torch.Tensor, patch: tuple[int, int, int]) -> torch.Tenso
     return tokens.reshape(*lead, -1)
 
 
+def pool_token_bias(text_bias: torch.Tensor, grid: tuple[int, int, int], patch: tuple[int, int, int],
+                    to_patch: tuple[int, int, int]) -> torch.Tensor:
+    """(B, N, L) bias over the tokens of latents `grid` (t, h, w) cut at `patch`, as the bias over the
+    same latents cut at the coarser `to_patch`: each coarse token gets the mean of its fine tokens'. A
+    guide that cuts latents into larger patches than the model it guides gets the model's layout so."""
+    if tuple(patch) == tuple(to_patch):
+        return text_bias
+    if patch[0] != to_patch[0] or to_patch[1] % patch[1] or to_patch[2] % patch[2]:
+        raise ValueError(f"a bias at patch {tuple(patch)} cannot be pooled to patch {tuple(to_patch)}")
+    (t, h, w), (pt, ph, pw) = grid, patch
+    b, _, length = text_bias.shape
+    fine = text_bias.reshape(b, t // pt, h // ph, w // pw, length).permute(0, 4, 1, 2, 3)  # (B, L, t, h, w) in tokens
+    coarse = F.avg_pool3d(fine, (1, to_patch[1] // ph, to_patch[2] // pw))
+    return coarse.flatten(2).transpose(1, 2)  # (B, N', L)
+
+
 def prompt_bias(tokenizer, prompt: str, cells: torch.Tensor, length: int, strength: float) -> torch.Tensor | None:
     """(N, L) layout bias of one prompt's object and scene words against the object's cells (N,), or
     None for a prompt with no single object."""

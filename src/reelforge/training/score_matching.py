@@ -18,6 +18,7 @@ from typing import Callable
 
 import torch
 
+from ..flow.guidance import guide_kwargs
 from ..flow.objective import clean_estimate, interpolate, sample_t, velocity_error
 from ..models.transformer import VideoTransformer
 from .checkpoint import resume_companion, save_companion
@@ -119,7 +120,8 @@ class DistributionMatcher:
             return v_uncond, v_cond
         x, levels = x_t[rows], t[rows]
         text = {k: torch.cat([uncond[k][rows], cond[k][rows]]) for k in cond}
-        g_uncond, g_cond = self.guide(torch.cat([x, x]), torch.cat([levels, levels]), **text).float().chunk(2)
+        x2 = torch.cat([x, x])
+        g_uncond, g_cond = self.guide(x2, torch.cat([levels, levels]), **guide_kwargs(text, x2, self.real, self.guide)).float().chunk(2)
         w = w[rows].view(-1, *[1] * (x.dim() - 1))
         v_uncond, v_cond = v_uncond.clone(), v_cond.clone()
         v_uncond[rows] = g_uncond + w * (v_uncond[rows] - g_uncond)
