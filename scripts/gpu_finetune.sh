@@ -7,7 +7,7 @@ set -o pipefail
 CONFIG=${1:?usage: gpu_finetune.sh CONFIG}
 OUT=${OUT:-out_gpu}
 LIMIT=${LIMIT:-500}
-EXPORT_EVERY=${EXPORT_EVERY:-45}
+EXPORT_EVERY=${EXPORT_EVERY:-40}
 mkdir -p "$OUT"
 source scripts/gpu_env.sh
 RUN_DIR=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['run_dir'])" "$CONFIG") || exit 1

@@ -121,7 +121,8 @@ class DistributionMatcher:
         x, levels = x_t[rows], t[rows]
         text = {k: torch.cat([uncond[k][rows], cond[k][rows]]) for k in cond}
         x2 = torch.cat([x, x])
-        g_uncond, g_cond = self.guide(x2, torch.cat([levels, levels]), **guide_kwargs(text, x2, self.real, self.guide)).float().chunk(2)
+        guide_text = guide_kwargs(text, x2, self.real, self.guide)  # the layout bias at the guide's patch
+        g_uncond, g_cond = self.guide(x2, torch.cat([levels, levels]), **guide_text).float().chunk(2)
         w = w[rows].view(-1, *[1] * (x.dim() - 1))
         v_uncond, v_cond = v_uncond.clone(), v_cond.clone()
         v_uncond[rows] = g_uncond + w * (v_uncond[rows] - g_uncond)
