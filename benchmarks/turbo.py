@@ -71,8 +71,8 @@ def main():
     pipe = Pipeline.from_pretrained(args.model)
     prompts = prompt_sets(args.clips, seed=1)["held_out"]
     configs = {"default": (pipe, {})}
-    if pipe.has_turbo:
-        student = pipe.turbo()
+    student = pipe.turbo() if pipe.has_turbo else None
+    if student is not None:
         configs.update({f"turbo student, {n} step{'s' * (n > 1)}": (student, {"steps": n}) for n in (1, 2, 3, 4)})
     configs.update({f"cache {t}": (pipe, {"cache_threshold": float(t)}) for t in args.thresholds.split(",")})
     configs["8 steps euler"] = (pipe, {"steps": 8, "sampler": "euler"})
@@ -85,7 +85,7 @@ def main():
         results = {name: run_config(model, prompts, identity, out, **kw) for name, (model, kw) in configs.items()}
         # The floor of the network turbo runs: the student, when there is one (since stage 10 the teacher's
         # transformer cuts latents into four times the tokens, and its one pass would flatter the student).
-        floor = floor_seconds(pipe.turbo() if pipe.has_turbo else pipe, identity, out)
+        floor = floor_seconds(student or pipe, identity, out)
     base = results["default"]
     rows = []
     for name, r in results.items():

@@ -12,13 +12,11 @@ mkdir -p "$OUT"
 source scripts/gpu_env.sh
 RUN_DIR=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['run_dir'])" "$CONFIG") || exit 1
 export_ema() {
-  [ -f "$RUN_DIR/ema.safetensors" ] && python3 -c "import sys; from pathlib import Path; from reelforge.training.export import half_copy
-half_copy(Path(sys.argv[1]), Path(sys.argv[2]))" "$RUN_DIR/ema.safetensors" "$OUT/transformer.safetensors"
+  [ -f "$RUN_DIR/ema.safetensors" ] && half_copy "$RUN_DIR/ema.safetensors" "$OUT/transformer.safetensors"
 }
 nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null
 date
-timeout "$LIMIT" python3 -c "import sys; from reelforge.cli import main; sys.argv = ['reelforge'] + sys.argv[1:]; main()" \
-  train --config "$CONFIG" --log "$OUT/train.log" &
+timeout "$LIMIT" "${RF[@]}" train --config "$CONFIG" --log "$OUT/train.log" &
 train=$!
 while kill -0 "$train" 2>/dev/null; do
   sleep "$EXPORT_EVERY"

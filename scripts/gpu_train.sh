@@ -11,8 +11,7 @@ source scripts/gpu_env.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null
 date
 rf train --config "$CONFIGS/builtin_gpu.json" --log "$OUT/train.log" || exit 1
-python3 -c "from pathlib import Path; from reelforge.training.export import half_copy
-half_copy(Path('runs/transformer_gpu/ema.safetensors'), Path('src/reelforge/weights/builtin/transformer.safetensors'))" || exit 1
+half_copy runs/transformer_gpu/ema.safetensors src/reelforge/weights/builtin/transformer.safetensors || exit 1
 cp src/reelforge/weights/builtin/transformer.safetensors src/reelforge/weights/builtin/transformer.json "$OUT/"
 date
 rf train --config "$CONFIGS/turbo_pairs_gpu.json" --log "$OUT/train.log" || exit 1

@@ -60,7 +60,7 @@ def guide_kwargs(kwargs: dict, latents: torch.Tensor, model, guide) -> dict:
     """The model's conditioning for its guide: a layout bias over the model's tokens re-cut to the
     guide's patch (the built-in guide has 16x16-pixel tokens whatever the model it guides)."""
     patch, guide_patch = (getattr(getattr(m, "cfg", None), "patch", None) for m in (model, guide))
-    if kwargs.get("text_bias") is None or patch is None or guide_patch is None or patch == guide_patch:
+    if kwargs.get("text_bias") is None or patch is None or guide_patch is None:
         return kwargs
     return {**kwargs, "text_bias": pool_token_bias(kwargs["text_bias"], tuple(latents.shape[2:]), patch, guide_patch)}
 
