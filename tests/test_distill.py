@@ -14,7 +14,8 @@ from reelforge.flow.samplers import denoise, make_scheduler
 from reelforge.models.transformer import TransformerConfig, VideoTransformer
 from reelforge.pipeline import CheckpointError, Pipeline, load_module
 from reelforge.training.config import DistillConfig
-from reelforge.training.distill import load_pairs, load_plans, make_pairs, plan_bias, teacher_latents, train_student
+from reelforge.training.distill import (load_pairs, load_plans, make_pairs, plan_bias, replan, teacher_latents,
+                                       train_student)
 from reelforge.training.export import export_student
 from reelforge.world.splits import is_held_out
 from reelforge.world.factors import ClipFactors
@@ -324,6 +325,35 @@ def test_a_layout_student_trains_on_pipeline_pairs_and_refuses_pairs_without_pat
     make_pairs(plain)
     with pytest.raises(ValueError, match="teacher_pipeline"):
         train_student(plain)
+
+
+def test_a_real_score_with_a_finer_patch_gets_each_pairs_path_replanned_at_its_own_tokens(teacher_dir, tmp_path):
+    from reelforge.models.transformer import resize_patch_weights
+    from reelforge.training.checkpoint import save_weights
+
+    _layout_teacher(teacher_dir)
+    coarse_path = tmp_path / "coarse" / "transformer.safetensors"
+    cfg = tiny_config(teacher_dir, tmp_path, pair_chunks=1, chunk=8, teacher_pipeline=True, layout_guidance=4.0,
+                      steps=2, buckets=((64, 64, 1.0),), dmd_weight=1.0, init_from=str(coarse_path))
+    make_pairs(cfg)  # by the teacher at its (1, 4, 4) patch; then the real score moves to (1, 2, 2)
+    coarse = load_module(VideoTransformer, TransformerConfig, teacher_dir / "transformer.safetensors")
+    save_weights(coarse, coarse_path, coarse.cfg.to_json())
+    fine_cfg = dataclasses.replace(coarse.cfg, patch=(1, 2, 2), rope_patch=(1, 4, 4))
+    fine = VideoTransformer(fine_cfg)
+    fine.load_state_dict(resize_patch_weights(coarse.state_dict(), coarse.cfg.patch, fine_cfg.patch))
+    save_weights(fine, teacher_dir / "transformer.safetensors", fine_cfg.to_json())
+
+    (stored, planned), = load_plans(cfg.pairs_dir)
+    (fine_cells, replanned), = replan(cfg.pairs_dir, Pipeline.from_pretrained(teacher_dir))
+    assert replanned == planned and any(planned) and fine_cells.shape == (8, 3 * 8 * 8)
+    # Each coarse token's share of the path is the mean of its four fine tokens' shares.
+    pooled = torch.nn.functional.avg_pool2d(fine_cells.view(8 * 3, 1, 8, 8), 2).view(8, -1)
+    assert torch.allclose(pooled, stored) and not torch.equal(fine_cells.view(8, 3, 8, 8)[..., ::2, ::2],
+                                                              fine_cells.view(8, 3, 8, 8)[..., 1::2, 1::2])
+    lines = []
+    student = load_module(VideoTransformer, TransformerConfig, train_student(cfg, lines.append))
+    assert "layout plans redrawn at the real score's patch (1, 2, 2)" in lines
+    assert student.cfg.patch == (1, 4, 4)  # the student keeps its own tokens
 
 
 def test_a_student_exported_beside_a_teacher_with_guidance_outside_its_interval_loads(teacher_dir, text_encoder):

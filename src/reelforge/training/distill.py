@@ -174,6 +174,26 @@ def load_plans(pairs_dir: str | Path) -> list[tuple[torch.Tensor, list[bool]]]:
     return plans
 
 
+def replan(pairs_dir: str | Path, pipe: Pipeline) -> list[tuple[torch.Tensor, list[bool]]]:
+    """Every chunk's planned paths as `pipe` would plan them for the same captions and seeds, in
+    load_plans' order: the paths at the tokens of its transformer, for a real score that cuts the
+    latents finer than the teacher that made the pairs."""
+    plans = []
+    for path in sorted(Path(pairs_dir).glob("chunk_*.safetensors")):
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata()
+            _, _, frames, h, w = f.get_slice("latents").get_shape()
+        if "planned" not in meta:
+            raise ValueError(f"{path} has no planned paths: make the pairs with teacher_pipeline true")
+        captions, seeds, planned = (json.loads(meta[k]) for k in ("captions", "seeds", "planned"))
+        width, height = w * pipe.autoencoder.cfg.space_down, h * pipe.autoencoder.cfg.space_down
+        paths = [pipe.planned_cells(named_factors(text), (seed, 0.0), frames, width, height) if steered else None
+                 for text, seed, steered in zip(captions, seeds, planned)]
+        tokens = next((c.numel() for c in paths if c is not None), 0)
+        plans.append((torch.stack([torch.zeros(tokens) if c is None else c for c in paths]), planned))
+    return plans
+
+
 def load_pairs(pairs_dir: str | Path) -> list[tuple[torch.Tensor, torch.Tensor, list[str]]]:
     """Every chunk as (noise, teacher latents, captions); chunks differ in size and length."""
     chunks = []
@@ -207,7 +227,7 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
     if cfg.adversarial_weight > 0:
         adversary = Adversary(cfg, model_cfg.in_channels, model_cfg.text_dim, text_encoder, chunks, device, step)
         adversary.resume(run_dir, log)
-    matcher = None
+    matcher, real_plans = None, plans
     if cfg.dmd_weight > 0:
         teacher_cfg = read_config(Path(cfg.teacher))  # the real score is guided as the teacher samples
         teacher = load_module(VideoTransformer, TransformerConfig, teacher_weights).to(device)
@@ -232,6 +252,9 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
                                       guide_weight=teacher_cfg.autoguidance,
                                       guide_interval=teacher_cfg.autoguidance_interval)
         matcher.resume(run_dir, log)
+        if plans is not None and tuple(teacher.cfg.patch) != tuple(model_cfg.patch):
+            real_plans = replan(cfg.pairs_dir, Pipeline.from_pretrained(cfg.teacher))
+            log(f"layout plans redrawn at the real score's patch {tuple(teacher.cfg.patch)}")
     rng = random.Random(cfg.seed * 1000 + step)
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + step)
     budget = StepBudget(cfg.steps, cfg.time_budget_s, cfg.warmup, step)
@@ -260,11 +283,14 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
         t = t.to(device)
         plain = {"text_tokens": text.tokens, "text_mask": text.mask, "text_pooled": text.pooled}
 
-        def bias_at(levels: torch.Tensor) -> torch.Tensor | None:  # along each steered pair's path, by level
+        def bias_at(levels: torch.Tensor, plans=plans) -> torch.Tensor | None:  # along each steered pair's path
             bias = None if plans is None else plan_bias(text_encoder.tokenizer, plans[chunk], idx, captions_all,
                                                         levels, text.tokens.shape[1], cfg.layout_guidance,
                                                         cfg.layout_interval)
             return None if bias is None else bias.to(device)
+
+        def real_bias_at(levels: torch.Tensor) -> torch.Tensor | None:  # the same at the score models' tokens
+            return bias_at(levels, real_plans)
         bias = bias_at(t)
         cond = plain if bias is None else {**plain, "text_bias": bias}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
@@ -278,13 +304,13 @@ def train_student(cfg: DistillConfig, log: Callable[[str], None] = lambda s: Non
             if matcher is not None:
                 wanted = ([verifier_targets(named_factors(prompt), matcher.verifier) for prompt in captions]
                           if matcher.verifier is not None else None)
-                loss = loss + cfg.dmd_weight * matcher.generator_loss(estimate, plain, uncond, generator, bias_at,
-                                                                      wanted)
+                loss = loss + cfg.dmd_weight * matcher.generator_loss(estimate, plain, uncond, generator,
+                                                                      real_bias_at, wanted)
         grad_norm = apply_gradients(model, optimizer, loss, ema, cfg.ema_decay if step > cfg.warmup else 0.0)
         if adversary is not None:
             adversary.step(estimate, text.pooled)
         if matcher is not None:
-            matcher.step(estimate, plain, generator, cfg.bf16, bias_at)
+            matcher.step(estimate, plain, generator, cfg.bf16, real_bias_at)
         step += 1
         if step % cfg.log_every == 0:
             rate = cfg.log_every * cfg.batch_size / (time.time() - started)
