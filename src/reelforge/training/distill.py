@@ -94,9 +94,13 @@ def pipeline_latents(pipe: Pipeline, captions: list[str], seeds: list[int], widt
         revised.append(prompt)
         planned.append(steered)
         cells.append(path)
-    tokens = next((c.numel() for c in cells if c is not None), 0)  # (B, 0) when no clip was steered
-    cells = torch.stack([torch.zeros(tokens) if c is None else c for c in cells])
-    return torch.cat(noises), torch.cat(outputs), revised, cells, planned
+    return torch.cat(noises), torch.cat(outputs), revised, stack_paths(cells), planned
+
+
+def stack_paths(paths: list[torch.Tensor | None]) -> torch.Tensor:
+    """(B, N) planned paths, zeros for the clips layout guidance did not steer (None); (B, 0) when none was."""
+    tokens = next((c.numel() for c in paths if c is not None), 0)
+    return torch.stack([torch.zeros(tokens) if c is None else c for c in paths])
 
 
 def make_pairs(cfg: DistillConfig, log: Callable[[str], None] = lambda s: None) -> Path:
@@ -189,8 +193,7 @@ def replan(pairs_dir: str | Path, pipe: Pipeline) -> list[tuple[torch.Tensor, li
         width, height = w * pipe.autoencoder.cfg.space_down, h * pipe.autoencoder.cfg.space_down
         paths = [pipe.planned_cells(named_factors(text), (seed, 0.0), frames, width, height) if steered else None
                  for text, seed, steered in zip(captions, seeds, planned)]
-        tokens = next((c.numel() for c in paths if c is not None), 0)
-        plans.append((torch.stack([torch.zeros(tokens) if c is None else c for c in paths]), planned))
+        plans.append((stack_paths(paths), planned))
     return plans
 
 
