@@ -165,17 +165,20 @@ def _write_chunks(cfg: DistillConfig, make, log: Callable[[str], None]) -> Path:
     return out
 
 
-def load_plans(pairs_dir: str | Path) -> list[tuple[torch.Tensor, list[bool]]]:
-    """Every chunk's planned paths (B, N) and which clips layout guidance steered, in load_pairs' order."""
-    plans = []
+def _planned_chunks(pairs_dir: str | Path):
+    """Each chunk, open, with its metadata, in load_pairs' order; pairs made without planned paths refused."""
     for path in sorted(Path(pairs_dir).glob("chunk_*.safetensors")):
         with safe_open(str(path), "pt") as f:
             meta = f.metadata()
             if "planned" not in meta:
                 raise ValueError(f"{path} has no planned paths: make the pairs with teacher_pipeline true "
                                  f"to train a student with layout_guidance")
-            plans.append((f.get_tensor("cells").float(), json.loads(meta["planned"])))
-    return plans
+            yield f, meta
+
+
+def load_plans(pairs_dir: str | Path) -> list[tuple[torch.Tensor, list[bool]]]:
+    """Every chunk's planned paths (B, N) and which clips layout guidance steered, in load_pairs' order."""
+    return [(f.get_tensor("cells").float(), json.loads(meta["planned"])) for f, meta in _planned_chunks(pairs_dir)]
 
 
 def replan(pairs_dir: str | Path, pipe: Pipeline) -> list[tuple[torch.Tensor, list[bool]]]:
@@ -183,12 +186,8 @@ def replan(pairs_dir: str | Path, pipe: Pipeline) -> list[tuple[torch.Tensor, li
     load_plans' order: the paths at the tokens of its transformer, for a real score that cuts the
     latents finer than the teacher that made the pairs."""
     plans = []
-    for path in sorted(Path(pairs_dir).glob("chunk_*.safetensors")):
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata()
-            _, _, frames, h, w = f.get_slice("latents").get_shape()
-        if "planned" not in meta:
-            raise ValueError(f"{path} has no planned paths: make the pairs with teacher_pipeline true")
+    for f, meta in _planned_chunks(pairs_dir):
+        _, _, frames, h, w = f.get_slice("latents").get_shape()
         captions, seeds, planned = (json.loads(meta[k]) for k in ("captions", "seeds", "planned"))
         width, height = w * pipe.autoencoder.cfg.space_down, h * pipe.autoencoder.cfg.space_down
         paths = [pipe.planned_cells(named_factors(text), (seed, 0.0), frames, width, height) if steered else None
