@@ -457,3 +457,19 @@ def test_training_with_a_temporal_term_logs_it_and_names_bad_weights(tiny_bank, 
         TransformerTrainConfig(temporal_weight=-1.0)
     with pytest.raises(ConfigError, match=r"noise_correlation must be in \[0, 1\)"):
         TransformerTrainConfig(noise_correlation=1.0)
+
+
+def test_every_committed_config_loads_into_its_stage_and_model():
+    """A recipe the model card cites must run as committed: its keys are its stage's, and its model
+    overrides are the network's (a typo would only surface hours into a lent GPU's time otherwise)."""
+    from reelforge.models.autoencoder import AutoencoderConfig
+    from reelforge.training.config import AutoencoderTrainConfig, load_config
+
+    paths = sorted((Path(__file__).parent.parent / "configs").glob("*.json"))
+    assert len(paths) > 50
+    for path in paths:
+        cfg = load_config(path)
+        if isinstance(cfg, AutoencoderTrainConfig):
+            AutoencoderConfig.from_dict(cfg.model)
+        elif isinstance(cfg, TransformerTrainConfig):
+            TransformerConfig.from_dict(cfg.model)
