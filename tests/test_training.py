@@ -463,13 +463,20 @@ def test_every_committed_config_loads_into_its_stage_and_model():
     """A recipe the model card cites must run as committed: its keys are its stage's, and its model
     overrides are the network's (a typo would only surface hours into a lent GPU's time otherwise)."""
     from reelforge.models.autoencoder import AutoencoderConfig
-    from reelforge.training.config import AutoencoderTrainConfig, load_config
+    from reelforge.models.interpolator import InterpolatorConfig
+    from reelforge.models.upscaler import UpscalerConfig
+    from reelforge.models.verifier import VerifierConfig
+    from reelforge.training.config import load_config
 
+    # The network config each stage builds from its `model` overrides (the pairs and student stages have none).
+    networks = {"autoencoder": AutoencoderConfig, "transformer": TransformerConfig, "upscaler": UpscalerConfig,
+                "interpolator": InterpolatorConfig, "verifier": VerifierConfig}
     paths = sorted((Path(__file__).parent.parent / "configs").glob("*.json"))
     assert len(paths) > 50
+    checked = set()
     for path in paths:
         cfg = load_config(path)
-        if isinstance(cfg, AutoencoderTrainConfig):
-            AutoencoderConfig.from_dict(cfg.model)
-        elif isinstance(cfg, TransformerTrainConfig):
-            TransformerConfig.from_dict(cfg.model)
+        if cfg.stage in networks:
+            networks[cfg.stage].from_dict(cfg.model)
+            checked.add(cfg.stage)
+    assert checked == set(networks)
