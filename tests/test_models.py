@@ -249,6 +249,22 @@ def test_absolute_positions_are_measured_from_the_frame_centre_in_world_units(gr
     assert torch.allclose(x.diff(), torch.full((w - 1,), 1 / min(h, w)), atol=1e-5)
 
 
+def test_absolute_time_is_counted_in_the_rotary_positions_units(monkeypatch):
+    from reelforge.models import transformer
+    coarse = transformer.position_features((3, 2, 2), (1, 4, 4), "cpu").view(3, 4, 24)
+    fine = transformer.position_features((9, 2, 2), (1, 4, 4), "cpu", time_spacing=0.25).view(9, 4, 24)
+    assert torch.allclose(fine[::4], coarse, atol=1e-6)  # every fourth fine frame is a coarse one
+    assert not torch.allclose(fine[1], coarse[1], atol=1e-3)
+    spacings = []
+    real = transformer.position_features
+    monkeypatch.setattr(transformer, "position_features",
+                        lambda *args: spacings.append(args[3]) or real(*args))
+    for rope_patch in [None, (4, 4, 4), (2, 2, 2)]:
+        model = VideoTransformer(dataclasses.replace(TINY_DIT, absolute_positions=True, rope_patch=rope_patch))
+        model(torch.zeros(1, 4, 4, 8, 8), torch.ones(1), **_text(1))
+    assert spacings == [1.0, 0.25, 0.5]
+
+
 def test_a_model_with_absolute_positions_tells_the_centre_from_the_edge():
     model = VideoTransformer(dataclasses.replace(TINY_DIT, absolute_positions=True))
     torch.nn.init.normal_(model.pos_embed.weight, std=0.5)

@@ -60,7 +60,8 @@ class TransformerConfig(JsonConfig):
     # (U-ViT's final convolution, Bao et al. 2023). Its last layer starts at zero, so a model
     # fine-tuned with it begins as the one it came from.
     conv_head: int = 0
-    # Rotary positions counted in patches of this size instead of the model's own (None), so a
+    # Rotary positions (and the absolute time feature) counted in patches of this size instead of
+    # the model's own (None), so a
     # model fine-tuned from one patch size to another keeps its sense of distance: measured on
     # images, a (1, 2, 2) patch learns far more per sample than the (1, 4, 4) one the built-in
     # model was trained at (`benchmarks/image_tokens.py`).
@@ -97,15 +98,18 @@ def rope_frequencies(grid: tuple[int, int, int], split: tuple[int, int, int], de
 POSITION_FREQS = (1.0, 2.0, 4.0, 8.0)  # x pi: a unit-wide frame holds 0.5 to 4 periods
 
 
-def position_features(grid: tuple[int, int, int], patch: tuple[int, int, int], device) -> torch.Tensor:
+def position_features(grid: tuple[int, int, int], patch: tuple[int, int, int], device,
+                      time_spacing: float = 1.0) -> torch.Tensor:
     """Fourier features (N, 24) of each token's centre: x and y in units of the frame's shorter
-    side from its centre (the world's coordinates), and time as latent frame / 16."""
+    side from its centre (the world's coordinates), and time as token frame x time_spacing / 16.
+    time_spacing is the rotary positions' (patch / rope_patch): a model fine-tuned from 4x-time
+    latents onto 1x-time ones (rope_patch 4 in time) keeps the same feature for the same second."""
     t, h, w = grid
     _, ph, pw = patch
     unit = min(h * ph, w * pw)
     ys = ((torch.arange(h, device=device) + 0.5) * ph - h * ph / 2) / unit
     xs = ((torch.arange(w, device=device) + 0.5) * pw - w * pw / 2) / unit
-    ts = torch.arange(t, device=device).float() / 16
+    ts = torch.arange(t, device=device).float() * time_spacing / 16
     coords = torch.stack(torch.meshgrid(ts, ys, xs, indexing="ij"), -1).reshape(-1, 3)  # (N, 3): t, y, x
     angles = math.pi * coords[:, :, None] * torch.tensor(POSITION_FREQS, device=device)  # (N, 3, 4)
     return torch.cat([angles.sin(), angles.cos()], -1).flatten(1)
@@ -288,10 +292,10 @@ class VideoTransformer(nn.Module, CacheMixin):
         else:
             x, grid = self.patchify(latents)
         x = self.patch_embed(x)  # (B, N, d)
-        if self.cfg.absolute_positions:
-            x = x + self.pos_embed(position_features(grid, self.cfg.patch, x.device).to(x.dtype))
         spacing = (1.0, 1.0, 1.0) if self.cfg.rope_patch is None else tuple(
             p / r for p, r in zip(self.cfg.patch, self.cfg.rope_patch))
+        if self.cfg.absolute_positions:
+            x = x + self.pos_embed(position_features(grid, self.cfg.patch, x.device, spacing[0]).to(x.dtype))
         freqs = rope_frequencies(grid, self.cfg.rope_split, x.device, spacing)
         b = x.shape[0]
         t = t.view(b, -1)  # (B, 1) or (B, T)
