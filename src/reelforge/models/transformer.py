@@ -61,10 +61,9 @@ class TransformerConfig(JsonConfig):
     # fine-tuned with it begins as the one it came from.
     conv_head: int = 0
     # Rotary positions (and the absolute time feature) counted in patches of this size instead of
-    # the model's own (None), so a
-    # model fine-tuned from one patch size to another keeps its sense of distance: measured on
-    # images, a (1, 2, 2) patch learns far more per sample than the (1, 4, 4) one the built-in
-    # model was trained at (`benchmarks/image_tokens.py`).
+    # the model's own (None), so a model fine-tuned from one patch size to another keeps its sense
+    # of distance: measured on images, a (1, 2, 2) patch learns far more per sample than the
+    # (1, 4, 4) one the built-in model was trained at (`benchmarks/image_tokens.py`).
     rope_patch: tuple[int, int, int] | None = None
 
     def __post_init__(self):
