@@ -19,6 +19,7 @@ every step, then one image per caption judged.
     python benchmarks/shape_words.py finetune --init W --out W2 [--samples 48000] [--pair-weight 4]
     python benchmarks/shape_words.py measure W [W2 ...] [--images 128]
     python benchmarks/shape_words.py overfit W [--steps 1000] [--places fixed|random] [--patch 4]
+                                             [--fixed-first K] [--relative-only]
 """
 from __future__ import annotations
 
@@ -210,11 +211,14 @@ def overfit(args) -> None:
     torch.set_num_threads(2)
     autoencoder, text_encoder = load_autoencoder(args.autoencoder), TextEncoder()
     model = load_module(VideoTransformer, TransformerConfig, Path(args.model)).requires_grad_(True).train()
-    if args.patch != model.cfg.patch[1]:  # as init_from resizes a fine-tune to a finer patch
-        cfg = dataclasses.replace(model.cfg, patch=(1, args.patch, args.patch))
+    if args.patch != model.cfg.patch[1] or args.relative_only:
+        # A finer patch resized as init_from resizes a fine-tune; or the absolute-position layer
+        # dropped, leaving the rotary positions, which see only where tokens are relative to each other.
+        cfg = dataclasses.replace(model.cfg, patch=(1, args.patch, args.patch),
+                                  absolute_positions=model.cfg.absolute_positions and not args.relative_only)
         state = resize_patch_weights(model.state_dict(), model.cfg.patch, cfg.patch)
         model = VideoTransformer(cfg)
-        model.load_state_dict(state)
+        model.load_state_dict(state, strict=cfg.absolute_positions)
         model.train()
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01, betas=(0.9, 0.99))
@@ -227,7 +231,7 @@ def overfit(args) -> None:
     text = text_encoder(captions)
     generator, places, started = torch.Generator().manual_seed(0), random.Random(5), time.time()
     for step in range(args.steps):
-        if args.places == "random":  # the same captions, each object somewhere else every step
+        if args.places == "random" and step >= args.fixed_first:  # the same captions, each object somewhere else every step
             with torch.no_grad():
                 moved = []
                 for f in factors:
@@ -254,11 +258,14 @@ def overfit(args) -> None:
         seen = analyze(np.repeat(frames, 2, 0), 8.0).main
         hits += seen is not None and seen.shape == f.objects[0].shape
     result = {"model": args.model, "steps": args.steps, "places": args.places, "patch": args.patch,
+              "fixed_first": args.fixed_first, "relative_only": args.relative_only,
               "captions": len(factors), "shape": hits / len(factors), "final_loss": round(loss.item(), 4),
               "seconds": round(time.time() - started)}
-    out = write_results(f"shape_words_overfit_{args.places}_{args.steps}_p{args.patch}", result)
-    print_table(f"20 captions trained alone ({out})", ["places", "patch", "steps", "shape"],
-                [[args.places, args.patch, args.steps, f"{result['shape']:.0%}"]])
+    variant = (f"_fixed{args.fixed_first}" if args.fixed_first else "") + ("_relative" if args.relative_only else "")
+    out = write_results(f"shape_words_overfit_{args.places}_{args.steps}_p{args.patch}{variant}", result)
+    print_table(f"20 captions trained alone ({out})", ["places", "patch", "steps", "one place first", "positions", "shape"],
+                [[args.places, args.patch, args.steps, args.fixed_first, "relative" if args.relative_only else "as trained",
+                  f"{result['shape']:.0%}"]])
 
 
 def main():
@@ -281,6 +288,8 @@ def main():
     fit.add_argument("--steps", type=int, default=1000)
     fit.add_argument("--places", choices=("fixed", "random"), default="fixed")
     fit.add_argument("--patch", type=int, default=4)
+    fit.add_argument("--fixed-first", type=int, default=0, help="steps in one place before moving (a curriculum)")
+    fit.add_argument("--relative-only", action="store_true", help="drop the absolute-position layer")
     args = ap.parse_args()
     {"finetune": finetune, "measure": measure, "overfit": overfit}[args.command](args)
 
