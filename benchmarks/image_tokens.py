@@ -68,18 +68,28 @@ def train(cfg: TransformerConfig, images: torch.Tensor, factors: list, text_enco
 
 
 @torch.no_grad()
+def sample_image(model, autoencoder, text_encoder, text: str, seed: int) -> np.ndarray:
+    """One 64x64 image for `text` from the noise of `seed`: STEPS Euler steps at GUIDANCE, decoded
+    to frames (1, H, W, 3)."""
+    pair = text_encoder(["", text])
+    cond = {"text_tokens": pair.tokens, "text_mask": pair.mask, "text_pooled": pair.pooled}
+    latents = torch.randn(1, 8, 1, 16, 16, generator=torch.Generator().manual_seed(seed))
+    ts = shift_t(torch.linspace(1, 0, STEPS + 1), 2.0)
+    for a, b in zip(ts[:-1], ts[1:]):
+        latents = latents + (b - a) * guided_velocity(model, latents, a.expand(1), cond, GUIDANCE)
+    return tensor_to_frames(autoencoder.decode(latents)[0])
+
+
+def read_image(frames: np.ndarray):
+    """The analyzer's main object in an image, or None."""
+    return analyze(np.repeat(frames, 2, 0), 8.0).main  # two frames: the analyzer tracks objects
+
+
 def judge_images(model, autoencoder, text_encoder, count: int) -> dict[str, float]:
     rng, hits = random.Random(1), {"color": 0, "shape": 0}
-    ts = shift_t(torch.linspace(1, 0, STEPS + 1), 2.0)
     for i in range(count):
         factors = sample_train_factors(rng, 0.0)
-        text = text_encoder(["", caption(factors, rng)])
-        cond = {"text_tokens": text.tokens, "text_mask": text.mask, "text_pooled": text.pooled}
-        latents = torch.randn(1, 8, 1, 16, 16, generator=torch.Generator().manual_seed(i))
-        for a, b in zip(ts[:-1], ts[1:]):
-            latents = latents + (b - a) * guided_velocity(model, latents, a.expand(1), cond, GUIDANCE)
-        frames = tensor_to_frames(autoencoder.decode(latents)[0])
-        seen = analyze(np.repeat(frames, 2, 0), 8.0).main  # two frames: the analyzer tracks objects
+        seen = read_image(sample_image(model, autoencoder, text_encoder, caption(factors, rng), i))
         want = factors.objects[0]
         hits["color"] += seen is not None and seen.color == want.color
         hits["shape"] += seen is not None and seen.shape == want.shape

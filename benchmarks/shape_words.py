@@ -31,16 +31,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import print_table, write_results  # noqa: E402
-from image_tokens import judge_images  # noqa: E402
+from image_tokens import judge_images, read_image, sample_image  # noqa: E402
 
 from reelforge.delivery import tensor_to_frames  # noqa: E402
-from reelforge.flow.guidance import guided_velocity  # noqa: E402
-from reelforge.flow.objective import flow_loss, interpolate, sample_t, shift_t  # noqa: E402
+from reelforge.flow.objective import flow_loss, interpolate, sample_t  # noqa: E402
 from reelforge.models.text_encoder import TextEncoder  # noqa: E402
 from reelforge.models.transformer import TransformerConfig, VideoTransformer, resize_patch_weights  # noqa: E402
 from reelforge.pipeline import load_module  # noqa: E402
@@ -48,7 +46,6 @@ from reelforge.training.bank import load_autoencoder, load_bank  # noqa: E402
 from reelforge.training.checkpoint import save_weights  # noqa: E402
 from reelforge.training.data import frames_to_tensor  # noqa: E402
 from reelforge.training.step import apply_gradients, set_lr  # noqa: E402
-from reelforge.world.analyzer import analyze  # noqa: E402
 from reelforge.world.captions import caption  # noqa: E402
 from reelforge.world.factors import (COLORS, FORBIDDEN_COLORS, SHAPES, ClipFactors, ObjectFactors, WorldError,  # noqa: E402
                                      validate)
@@ -62,6 +59,13 @@ GAP_TS = (0.3, 0.5, 0.7, 0.85, 0.95)
 def bank_images(bank: str) -> tuple[torch.Tensor, list[ClipFactors]]:
     latents, factors, _ = load_bank(bank)["64x64"]
     return latents[:, :, :1].float(), [ClipFactors.from_dict(f) for f in factors]  # (N, C, 1, h, w)
+
+
+@torch.no_grad()
+def encode_first_frames(autoencoder, factors: list[ClipFactors], starts: list[float]) -> torch.Tensor:
+    """Latents (B, C, 1, h, w) of each clip's 64x64 frame at its start time."""
+    return autoencoder.encode(torch.stack([frames_to_tensor(render(f, 64, 64, 8.0, 1, start_time=s))
+                                           for f, s in zip(factors, starts)]))
 
 
 def swapped(factors: ClipFactors, **changes) -> ClipFactors:
@@ -89,10 +93,7 @@ def pair_batch(rng: random.Random, autoencoder) -> tuple[torch.Tensor, list[str]
     learn that no caption means another shape."""
     pairs = [counterfactual_pair(rng) for _ in range(PAIRS)]
     starts = [rng.uniform(0, 2) for _ in pairs]
-    video = torch.stack([frames_to_tensor(render(f, 64, 64, 8.0, 1, start_time=s)) for pair, s in zip(pairs, starts)
-                         for f in pair])
-    with torch.no_grad():
-        latents = autoencoder.encode(video)
+    latents = encode_first_frames(autoencoder, [f for pair in pairs for f in pair], [s for s in starts for _ in range(2)])
     seeds = [rng.random() for _ in pairs]
     keep = [rng.random() >= TEXT_DROPOUT for _ in pairs]
     captions = [caption(f, random.Random(seed)) if k else "" for pair, seed, k in zip(pairs, seeds, keep) for f in pair]
@@ -151,8 +152,8 @@ def judge_real(images: torch.Tensor, factors: list[ClipFactors], autoencoder, co
     hits = {"color": 0, "shape": 0}
     for i in range(count):
         with torch.no_grad():
-            frames = tensor_to_frames(autoencoder.decode(images[i:i + 1])[0])
-        seen, want = analyze(np.repeat(frames, 2, 0), 8.0).main, factors[i].objects[0]
+            seen = read_image(tensor_to_frames(autoencoder.decode(images[i:i + 1])[0]))
+        want = factors[i].objects[0]
         hits["color"] += seen is not None and seen.color == want.color
         hits["shape"] += seen is not None and seen.shape == want.shape
     return {k: v / count for k, v in hits.items()}
@@ -225,18 +226,13 @@ def overfit(args) -> None:
     factors = [ClipFactors(objects=(ObjectFactors(shape=s, color=c, size="large", motion="static", speed="slow"),),
                            background="blue") for s in SHAPES for c in OVERFIT_COLORS]
     captions = [f"a large {c} {s} on a blue background" for s in SHAPES for c in OVERFIT_COLORS]
-    encode = lambda fs, starts: autoencoder.encode(torch.stack([frames_to_tensor(render(f, 64, 64, 8.0, 1, start_time=s))
-                                                                for f, s in zip(fs, starts)])).detach()  # noqa: E731
-    x0 = encode(factors, [0.0] * len(factors))
+    x0 = encode_first_frames(autoencoder, factors, [0.0] * len(factors))
     text = text_encoder(captions)
     generator, places, started = torch.Generator().manual_seed(0), random.Random(5), time.time()
     for step in range(args.steps):
         if args.places == "random" and step >= args.fixed_first:  # the same captions, each object somewhere else every step
-            with torch.no_grad():
-                moved = []
-                for f in factors:
-                    moved.append((dataclasses.replace(f, seed=places.randrange(10**9)), places.uniform(0, 2)))
-                x0 = encode([f for f, _ in moved], [s for _, s in moved])
+            moved = [(dataclasses.replace(f, seed=places.randrange(10**9)), places.uniform(0, 2)) for f in factors]
+            x0 = encode_first_frames(autoencoder, [f for f, _ in moved], [s for _, s in moved])
         t = sample_t(len(factors), generator, shift=SHIFT)
         noise = torch.randn(x0.shape, generator=generator)
         set_lr(optimizer, 3e-4, step, warmup=20, steps=args.steps)
@@ -246,16 +242,9 @@ def overfit(args) -> None:
         apply_gradients(model, optimizer, loss, ema, 0.99 if step > 50 else 0.0)
         if step % 100 == 0:
             print(f"step {step}/{args.steps} loss {loss.item():.4f} {time.time() - started:.0f} s", flush=True)
-    hits, ts = 0, shift_t(torch.linspace(1, 0, 25), SHIFT)
-    for i, f in enumerate(factors):
-        pair = text_encoder(["", captions[i]])
-        cond = {"text_tokens": pair.tokens, "text_mask": pair.mask, "text_pooled": pair.pooled}
-        latents = torch.randn(1, 8, 1, 16, 16, generator=torch.Generator().manual_seed(100 + i))
-        with torch.no_grad():
-            for a, b in zip(ts[:-1], ts[1:]):
-                latents = latents + (b - a) * guided_velocity(ema, latents, a.expand(1), cond, 4.0)
-            frames = tensor_to_frames(autoencoder.decode(latents)[0])
-        seen = analyze(np.repeat(frames, 2, 0), 8.0).main
+    hits = 0
+    for i, f in enumerate(factors):  # noise seeds apart from judge_images' 0..count
+        seen = read_image(sample_image(ema, autoencoder, text_encoder, captions[i], 100 + i))
         hits += seen is not None and seen.shape == f.objects[0].shape
     result = {"model": args.model, "steps": args.steps, "places": args.places, "patch": args.patch,
               "fixed_first": args.fixed_first, "relative_only": args.relative_only,
